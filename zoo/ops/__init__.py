@@ -1,0 +1,1 @@
+"""Stateless geometry and rendering ops shared by every model (one implementation each)."""
