@@ -61,12 +61,15 @@ class Representation(abc.ABC):
         kind: the model's native representation.
         data_form: the form of training batches it asks the datamodule for.
         generative: whether ``sample`` draws new shapes (scored with MMD/COV/1-NNA).
+        per_scene: whether the model is one fitted scene; it is then scored on that scene's
+            held-out views (PSNR/SSIM) and, where the data has one, its ground-truth mesh.
     """
 
     name: ClassVar[str]
     kind: ClassVar[Kind]
     data_form: ClassVar[DataForm]
     generative: ClassVar[bool] = True
+    per_scene: ClassVar[bool] = False  # fitted to one scene (NeRF): sample(1) is that scene
 
     def configure_from_data(self, info: dict[str, Any]) -> None:  # noqa: B027
         """Build the parts that depend on the data (number of training shapes, scene bounds,
