@@ -96,10 +96,16 @@ class Representation(abc.ABC):
         return points
 
     def render(self, shape: Any, cameras: Cameras) -> Tensor:
-        """(B, H, W, 3) images in [0, 1]; default: the shared CPU ray caster on ``to_mesh``."""
+        """(B, H, W, 3) images in [0, 1] of ``shape`` seen by ``cameras``."""
+        return self.render_maps(shape, cameras)["rgb"]
+
+    def render_maps(self, shape: Any, cameras: Cameras) -> dict[str, Tensor]:
+        """Images and auxiliary maps: at least ``rgb`` (B, H, W, 3); where known also ``depth``
+        (B, H, W) z-depth and ``opacity``/``mask`` (B, H, W). Default: the shared CPU ray caster
+        on ``to_mesh`` (white background); radiance models override it with volume rendering."""
         from zoo.ops.raycast import render_mesh
 
-        return render_mesh(self.to_mesh(shape), cameras)["rgb"]
+        return render_mesh(self.to_mesh(shape), cameras)
 
     @property
     def device_(self) -> torch.device:
