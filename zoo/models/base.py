@@ -33,10 +33,22 @@ class ZooModel(pl.LightningModule, Representation):
         self._scheduler_factory = scheduler
         self._scheduler_interval = scheduler_interval
         self.data_info: dict[str, Any] = {}
+        # Plain-data description written into every checkpoint (see zoo.checkpoint).
+        self.zoo_meta: dict[str, Any] = {}
 
     def configure_from_data(self, info: dict[str, Any]) -> None:
         """Store the datamodule's info; subclasses extend this to build data-dependent parts."""
         self.data_info = dict(info)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        from zoo import __version__
+
+        checkpoint["zoo"] = {
+            **self.zoo_meta,
+            "model_name": self.name,
+            "data_info": self.data_info,
+            "version": __version__,
+        }
 
     def optimizer_param_groups(self) -> Any:
         """Parameters (or param groups) handed to the optimiser; override for per-group lr."""

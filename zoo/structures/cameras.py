@@ -40,7 +40,9 @@ class Cameras:
         if self.c2w.shape[-2:] not in ((4, 4), (3, 4)):
             raise ValueError(f"c2w must be (B, 4, 4) or (B, 3, 4), got {tuple(self.c2w.shape)}")
         if self.c2w.shape[-2] == 3:
-            bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=self.c2w.dtype, device=self.c2w.device)
+            bottom = torch.tensor(
+                [0.0, 0.0, 0.0, 1.0], dtype=self.c2w.dtype, device=self.c2w.device
+            )
             self.c2w = torch.cat([self.c2w, bottom.expand(len(self.c2w), 1, 4)], dim=1)
         b = self.c2w.shape[0]
 
@@ -52,9 +54,7 @@ class Cameras:
         self.width, self.height = int(self.width), int(self.height)
 
     @classmethod
-    def from_fov(
-        cls, c2w: Tensor, width: int, height: int, camera_angle_x: float
-    ) -> Cameras:
+    def from_fov(cls, c2w: Tensor, width: int, height: int, camera_angle_x: float) -> Cameras:
         """Cameras from a horizontal field of view, as Blender's ``camera_angle_x``.
 
         focal = 0.5 * W / tan(0.5 * camera_angle_x); the principal point is the image centre.
@@ -67,16 +67,28 @@ class Cameras:
 
     def __getitem__(self, idx: int | slice | Tensor) -> Cameras:
         if isinstance(idx, int):
-            idx = slice(idx, idx + 1)
+            if not -len(self) <= idx < len(self):
+                raise IndexError(f"camera index {idx} out of range for {len(self)} cameras")
+            idx = slice(idx % len(self), idx % len(self) + 1)  # keep the batch dimension
         return Cameras(
-            self.c2w[idx], self.fx[idx], self.fy[idx], self.cx[idx], self.cy[idx],
-            self.width, self.height,
+            self.c2w[idx],
+            self.fx[idx],
+            self.fy[idx],
+            self.cx[idx],
+            self.cy[idx],
+            self.width,
+            self.height,
         )
 
     def to(self, device: torch.device | str) -> Cameras:
         return Cameras(
-            self.c2w.to(device), self.fx.to(device), self.fy.to(device),
-            self.cx.to(device), self.cy.to(device), self.width, self.height,
+            self.c2w.to(device),
+            self.fx.to(device),
+            self.fy.to(device),
+            self.cx.to(device),
+            self.cy.to(device),
+            self.width,
+            self.height,
         )
 
     def resized(self, width: int, height: int) -> Cameras:
@@ -101,7 +113,9 @@ def look_at(eye: Tensor, target: Tensor | None = None, up: Tensor | None = None)
     eye = torch.as_tensor(eye, dtype=torch.float32)
     if eye.ndim == 1:
         eye = eye[None]
-    target = torch.zeros_like(eye) if target is None else torch.as_tensor(target).to(eye).expand_as(eye)
+    if target is None:
+        target = torch.zeros_like(eye)
+    target = torch.as_tensor(target).to(eye).expand_as(eye)
     up = torch.tensor([0.0, 0.0, 1.0]) if up is None else torch.as_tensor(up, dtype=eye.dtype)
     up = up.to(eye).expand_as(eye)
     forward = torch.nn.functional.normalize(target - eye, dim=-1)  # (B, 3) = -z

@@ -1,0 +1,43 @@
+"""Helpers shared by the thin Hydra entry points (train, eval, sample)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+def quiet_lightning() -> None:
+    """Keep the console to the progress bar, the metrics and our own lines."""
+    for name in ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::UserWarning")
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` -> CUDA if available, else CPU; otherwise the named device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Write JSON atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print one clear error line and exit non-zero."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
