@@ -62,7 +62,16 @@ def geometry_metrics(
         mesh = model.to_mesh(shape, resolution=cfg.mesh_resolution)
     except ValueError as e:  # e.g. no surface at the level set
         log.warning("%s: to_mesh failed on %s: %s", model.name, target.name, e)
-    pred = model.to_points(shape, cfg.n_points).float().cpu()
+    try:
+        pred = model.to_points(shape, cfg.n_points).float().cpu()
+    except ValueError as e:  # no surface at all: every geometry metric is undefined
+        log.warning("%s: no surface points for %s: %s", model.name, target.name, e)
+        out = {
+            k: math.nan for k in ("chamfer_l2", "chamfer_l1", f"fscore@{cfg.fscore_threshold:g}")
+        }
+        out["empty_surface"] = 1.0
+        return out
+    out["empty_surface"] = 0.0
     out["chamfer_l2"] = float(chamfer_distance(pred, gt))
     out["chamfer_l1"] = float(chamfer_distance(pred, gt, squared=False))
     out[f"fscore@{cfg.fscore_threshold:g}"] = float(f_score(pred, gt, cfg.fscore_threshold))
@@ -81,8 +90,13 @@ def geometry_metrics(
 
 
 def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
-    keys = rows[0].keys() if rows else []
-    return {k: float(np.nanmean([r.get(k, math.nan) for r in rows])) for k in keys}
+    """Per-key mean over shapes, ignoring NaN (``empty_surface`` counts those shapes)."""
+    keys = dict.fromkeys(k for r in rows for k in r)
+    means = {}
+    for k in keys:
+        vals = [r[k] for r in rows if k in r and not math.isnan(r[k])]
+        means[k] = float(np.mean(vals)) if vals else math.nan
+    return means
 
 
 def evaluate(
@@ -118,7 +132,15 @@ def evaluate(
     else:
         if model.generative and len(targets) >= 2:
             samples = model.sample(len(targets), seed=0)
-            pts = torch.stack([model.to_points(s, cfg.n_points).float().cpu() for s in samples])
+            clouds, empty = [], 0
+            for s in samples:
+                try:
+                    clouds.append(model.to_points(s, cfg.n_points).float().cpu())
+                except ValueError:  # no surface: a degenerate cloud at the origin, counted
+                    clouds.append(torch.zeros(cfg.n_points, 3))
+                    empty += 1
+            pts = torch.stack(clouds)
+            metrics["gen/empty_samples"] = float(empty)
             refs = torch.stack([_subsample(t.points.float().cpu(), cfg.n_points) for t in targets])
             gm = generative_metrics(pts, refs, distance="chamfer")
             metrics.update({f"gen/{k}_cd": float(v) for k, v in gm.items()})

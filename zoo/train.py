@@ -31,12 +31,25 @@ def _instantiate_group(cfg: DictConfig | None) -> list[Any]:
 
 
 def _resolve_ckpt_path(ckpt_path: str | None, run_dir: Path) -> str | None:
+    """``last``: this run directory's ``last.ckpt``, else the newest one among sibling runs
+    (``outputs/<model>/*/``), so re-running the same command resumes."""
     if ckpt_path in (None, "", "null"):
         return None
-    if ckpt_path == "last":
-        last = run_dir / "checkpoints" / "last.ckpt"
-        return str(last) if last.is_file() else None
-    return ckpt_path
+    if ckpt_path != "last":
+        if not Path(ckpt_path).is_file():
+            raise FileNotFoundError(f"ckpt_path={ckpt_path}: no such checkpoint file")
+        return str(ckpt_path)
+    candidates = [run_dir / "checkpoints" / "last.ckpt"]
+    candidates += sorted(
+        run_dir.parent.glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime
+    )[::-1]
+    for cand in candidates:
+        if cand.is_file():
+            log.warning("resuming from %s", cand)
+            print(f"resuming from {cand}")
+            return str(cand)
+    print(f"ckpt_path=last: no checkpoint under {run_dir.parent}; starting from scratch")
+    return None
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:

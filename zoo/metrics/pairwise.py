@@ -1,0 +1,203 @@
+"""Distance matrices between two sets of point clouds (the input of MMD / COV / 1-NNA).
+
+``pairwise_distances(a, b)`` returns D (Na, Nb) with ``D[i, j] = dist(a_i, b_j)``; with
+``b=None`` it returns the symmetric matrix of ``a`` with itself, computing each unordered pair
+once (diagonal 0). ``dist`` is ``chamfer_distance`` (squared, sum of the two directional means)
+or ``earth_movers_distance`` (mean matched Euclidean distance).
+
+Chamfer backends:
+
+- ``"kdtree"`` (CPU): one ``cKDTree`` per cloud (32-point leaves), built once and reused by all
+  pairs; each cloud queries in its own tree's leaf order (cache-friendlier); a thread pool (one
+  task per query cloud, ``torch.get_num_threads()`` threads) runs the queries, which release
+  the GIL. A directed 2048 -> 2048 query costs 0.8 ms CPU between similar shapes and ~1.5 ms
+  between clearly different ones (a far query point visits more leaves). 100 x 100 clouds of
+  2048 points (the PointFlow setting: S x R plus both triangles = 19,900 pairs, 39,800 directed
+  queries) thus need ~30 s on 2 idle cores; the brute force needs ~5 ms per pair (~100 s).
+- ``"torch"`` (any device, the choice on GPU): brute force over chunks of pairs with ``baddbmm``
+  and ``min``; distances are recomputed exactly from the argmin indices.
+- ``"auto"``: ``kdtree`` on CPU, ``torch`` elsewhere.
+
+EMD solves one assignment per pair on the CPU (exact up to ``EXACT_MAX_POINTS`` points):
+0.4 to 1.3 s of CPU per 2048-point pair depending on the shapes, i.e. about 1 to 4 hours for
+the 100 x 100 setting on 2 idle cores: use small sets, or Chamfer.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Literal
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+from torch import Tensor
+
+from zoo.metrics.emd import (
+    APPROX_ITERATIONS,
+    APPROX_LEAF_SIZE,
+    EXACT_MAX_POINTS,
+    approx_matching,
+    exact_matching,
+)
+from zoo.metrics.knn import to_numpy64
+
+Distance = Literal["chamfer", "emd"]
+PairBackend = Literal["auto", "kdtree", "torch"]
+
+_TORCH_BUDGET = 1 << 24  # distances held at once by the brute-force path
+
+
+def check_cloud_set(name: str, x: object) -> Tensor:
+    """A set of clouds must be a (K, N, 3) floating tensor with K >= 1 and N >= 1."""
+    if not isinstance(x, Tensor) or x.ndim != 3 or x.shape[-1] != 3:
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x)
+        raise ValueError(f"{name} must be a (K, N, 3) tensor of K point clouds, got {shape}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got {x.dtype}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"{name} must hold at least one non-empty cloud, got {tuple(x.shape)}")
+    return x
+
+
+def pairwise_distances(
+    a: Tensor,
+    b: Tensor | None = None,
+    distance: Distance = "chamfer",
+    *,
+    backend: PairBackend = "auto",
+) -> Tensor:
+    """Distance matrix (Na, Nb) between clouds a (Na, N, 3) and b (Nb, M, 3), float64.
+
+    With ``b=None``: the symmetric (Na, Na) matrix of ``a`` against itself, diagonal 0.
+    The result is on the device of ``a``.
+    """
+    a = check_cloud_set("a", a)
+    if b is not None:
+        b = check_cloud_set("b", b)
+        if b.device != a.device:
+            raise ValueError(f"a is on {a.device} but b is on {b.device}")
+    if distance == "chamfer":
+        if backend == "auto":
+            backend = "kdtree" if a.device.type == "cpu" else "torch"
+        if backend == "kdtree":
+            if a.device.type != "cpu":
+                raise ValueError(f"the kdtree backend needs CPU tensors, got {a.device}")
+            d = _chamfer_kdtree(_np(a), None if b is None else _np(b))
+            return torch.from_numpy(d)
+        if backend == "torch":
+            return _chamfer_torch(a.detach(), None if b is None else b.detach())
+        raise ValueError(f"backend must be 'auto', 'kdtree' or 'torch', got {backend!r}")
+    if distance == "emd":
+        n = a.shape[1]
+        if b is not None and b.shape[1] != n:
+            raise ValueError(
+                f"EMD needs clouds of equal size, got a {tuple(a.shape)} and b {tuple(b.shape)}"
+            )
+        d = _emd_matrix(_np(a), None if b is None else _np(b))
+        return torch.from_numpy(d).to(a.device)
+    raise ValueError(f"distance must be 'chamfer' or 'emd', got {distance!r}")
+
+
+def _np(x: Tensor) -> np.ndarray:
+    return to_numpy64(x)
+
+
+def _pairs(na: int, nb: int, symmetric: bool) -> list[tuple[int, int]]:
+    if symmetric:
+        return [(i, j) for i in range(na) for j in range(i + 1, na)]
+    return [(i, j) for i in range(na) for j in range(nb)]
+
+
+def _chamfer_kdtree(a: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    """Squared Chamfer matrix from directed mean NN distances, one KD-tree per cloud."""
+    threads = max(1, torch.get_num_threads())
+    sym = b is None
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+
+        def build(c: np.ndarray) -> list[cKDTree]:
+            # Balanced trees with 32-point leaves: ~15% fewer CPU seconds per query than
+            # scipy's defaults on 2048-point shapes (measured; trees are reused ~200 times).
+            return list(pool.map(lambda p: cKDTree(p, leafsize=32), c))
+
+        trees_a = build(a)
+        trees_b = trees_a if sym else build(b)
+        # Query each cloud in its own tree's leaf order (spatially coherent, ~8% faster
+        # queries; the mean over a cloud's points does not depend on their order).
+        a = np.stack([c[t.indices] for c, t in zip(a, trees_a, strict=True)])
+        if not sym:
+            b = np.stack([c[t.indices] for c, t in zip(b, trees_b, strict=True)])
+
+        def directed(queries: np.ndarray, trees: list[cKDTree]) -> np.ndarray:
+            """out[i, j] = mean_k min_l |q_i,k - t_j,l|^2 (the diagonal is skipped when sym)."""
+
+            def row(i: int) -> np.ndarray:
+                out = np.zeros(len(trees))
+                for j, tree in enumerate(trees):
+                    if sym and i == j:
+                        continue
+                    dist, _ = tree.query(queries[i], k=1)
+                    out[j] = np.mean(dist * dist)
+                return out
+
+            return np.stack(list(pool.map(row, range(len(queries)))))
+
+        if sym:
+            d = directed(a, trees_a)  # (Na, Na), d[i, j]: a_i -> a_j
+            return d + d.T
+        return directed(a, trees_b) + directed(b, trees_a).T  # (Na, Nb)
+
+
+def _chamfer_torch(a: Tensor, b: Tensor | None) -> Tensor:
+    """Brute-force squared Chamfer matrix in chunks of pairs (any device)."""
+    sym = b is None
+    bb = a if sym else b
+    na, nb = a.shape[0], bb.shape[0]
+    n, m = a.shape[1], bb.shape[1]
+    dtype = torch.promote_types(torch.promote_types(a.dtype, bb.dtype), torch.float32)
+    a, bb = a.to(dtype), bb.to(dtype)
+    pairs = torch.tensor(_pairs(na, nb, sym), dtype=torch.long, device=a.device).reshape(-1, 2)
+    out = torch.zeros(na, nb, dtype=torch.float64, device=a.device)
+    chunk = max(1, _TORCH_BUDGET // (n * m))
+    for s in range(0, pairs.shape[0], chunk):
+        i, j = pairs[s : s + chunk, 0], pairs[s : s + chunk, 1]
+        x, y = a[i], bb[j]  # (P, N, 3), (P, M, 3)
+        centre = y.mean(dim=1, keepdim=True)
+        xc, yc = x - centre, y - centre
+        x2 = xc.square().sum(-1)  # (P, N)
+        y2 = yc.square().sum(-1)  # (P, M)
+        d = torch.baddbmm(y2.unsqueeze(1), xc, yc.transpose(1, 2), alpha=-2.0)
+        d = d + x2.unsqueeze(-1)  # (P, N, M) squared distances (expanded form)
+        i_xy = d.min(dim=2).indices  # (P, N)
+        i_yx = d.min(dim=1).indices  # (P, M)
+        del d
+        nn_y = torch.gather(yc, 1, i_xy.unsqueeze(-1).expand(-1, -1, 3))
+        nn_x = torch.gather(xc, 1, i_yx.unsqueeze(-1).expand(-1, -1, 3))
+        cd = (xc - nn_y).square().sum(-1).mean(-1) + (yc - nn_x).square().sum(-1).mean(-1)
+        out[i, j] = cd.to(torch.float64)
+    return out + out.T if sym else out
+
+
+def _emd_matrix(a: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    """EMD for every pair (exact up to EXACT_MAX_POINTS points, else the approx matching)."""
+    sym = b is None
+    bb = a if sym else b
+    n = a.shape[1]
+
+    def one(pair: tuple[int, int]) -> float:
+        x, y = a[pair[0]], bb[pair[1]]
+        if n <= EXACT_MAX_POINTS:
+            perm = exact_matching(x, y)
+        else:
+            perm = approx_matching(
+                x, y, APPROX_LEAF_SIZE, APPROX_ITERATIONS, np.random.default_rng(0)
+            )
+        return float(np.linalg.norm(x - y[perm], axis=1).mean())
+
+    pairs = _pairs(a.shape[0], bb.shape[0], sym)
+    with ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads())) as pool:
+        values = list(pool.map(one, pairs))
+    out = np.zeros((a.shape[0], bb.shape[0]))
+    for (i, j), v in zip(pairs, values, strict=True):
+        out[i, j] = v
+    return out + out.T if sym else out
