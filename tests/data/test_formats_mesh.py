@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import trimesh
 
+from tests.helpers.shared_data import REAL as SHARED
 from zoo.data.formats.mesh import load_mesh, normalization_params, normalize_mesh
 from zoo.data.io import DataError
 
-
-def _shared_real() -> Path:
-    """``<repo>/../shared/data/real``, or under ``$ZOO_SHARED_DATA`` when set."""
-    env = os.environ.get("ZOO_SHARED_DATA")
-    base = Path(env) if env else Path(__file__).resolve().parents[2] / ".." / "shared"
-    for cand in (base / "data" / "real", base / "real", base):
-        if (cand / "meshes").is_dir():
-            return cand
-    return base / "data" / "real"
-
-
-MESHES = _shared_real() / "meshes"
+MESHES = SHARED / "meshes"
 needs_real = pytest.mark.skipif(not MESHES.is_dir(), reason=f"shared real data absent: {MESHES}")
 
 # Vertex / face counts after merging duplicate vertices (shared/data/real/SOURCES.md).

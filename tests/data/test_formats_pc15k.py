@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.helpers.shared_data import REAL as SHARED
 from zoo.data.formats import pc15k
 from zoo.data.io import DataError
 
-
-def _shared_real() -> Path:
-    """``<repo>/../shared/data/real``, or under ``$ZOO_SHARED_DATA`` when set."""
-    env = os.environ.get("ZOO_SHARED_DATA")
-    base = Path(env) if env else Path(__file__).resolve().parents[2] / ".." / "shared"
-    for cand in (base / "data" / "real", base / "real", base):
-        if (cand / "pointclouds").is_dir():
-            return cand
-    return base / "data" / "real"
-
-
-CLOUD = _shared_real() / "pointclouds" / "pointflow_chair_pcl.npy"
+CLOUD = SHARED / "pointclouds" / "pointflow_chair_pcl.npy"
 needs_real = pytest.mark.skipif(not CLOUD.is_file(), reason=f"shared real data absent: {CLOUD}")
 
 

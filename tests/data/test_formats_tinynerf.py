@@ -4,28 +4,17 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from tests.helpers.shared_data import REAL as SHARED
 from zoo.data.formats.tinynerf import load_tinynerf
 from zoo.data.io import DataError
 
-
-def _real_nerf_dir() -> Path:
-    """``<shared>/data/real/nerf`` next to the repo, or under ``$ZOO_SHARED_DATA``."""
-    env = os.environ.get("ZOO_SHARED_DATA")
-    base = Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared/data/real"
-    for cand in (base / "nerf", base / "real" / "nerf", base / "data" / "real" / "nerf"):
-        if cand.is_dir():
-            return cand
-    return base / "nerf"
-
-
-REAL = _real_nerf_dir()
+REAL = SHARED / "nerf"
 TINY = REAL / "tiny_lego_100px_derived.npz"
 
 

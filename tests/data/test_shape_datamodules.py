@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 import torch
 import trimesh
 
+from tests.helpers.shared_data import REAL as SHARED
 from zoo.data.formats import pc15k
 from zoo.data.io import DataError
 from zoo.data.shapes import (
@@ -25,17 +25,7 @@ from zoo.representation import ShapeTarget
 SMALL = dict(n_surface=3000, sdf_cache_samples=4000, progress=False)
 
 
-def _shared_real() -> Path:
-    """``<repo>/../shared/data/real``, or under ``$ZOO_SHARED_DATA`` when set."""
-    env = os.environ.get("ZOO_SHARED_DATA")
-    base = Path(env) if env else Path(__file__).resolve().parents[2] / ".." / "shared"
-    for cand in (base / "data" / "real", base / "real", base):
-        if (cand / "meshes").is_dir():
-            return cand
-    return base / "data" / "real"
-
-
-REAL = _shared_real()
+REAL = SHARED
 needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"shared real data absent: {REAL}")
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
+from tests.helpers.shared_data import REAL as SHARED
 from zoo.data.views import (
     BlenderDataModule,
     EpochSampler,
@@ -19,18 +19,7 @@ from zoo.data.views import (
 )
 from zoo.structures.cameras import look_at
 
-
-def _real_nerf_dir() -> Path:
-    """``<shared>/data/real/nerf`` next to the repo, or under ``$ZOO_SHARED_DATA``."""
-    env = os.environ.get("ZOO_SHARED_DATA")
-    base = Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared/data/real"
-    for cand in (base / "nerf", base / "real" / "nerf", base / "data" / "real" / "nerf"):
-        if cand.is_dir():
-            return cand
-    return base / "nerf"
-
-
-REAL = _real_nerf_dir()
+REAL = SHARED / "nerf"
 needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"shared real data absent: {REAL}")
 INFO_KEYS = {"form", "dataset", "near", "far", "background", "bbox_min", "bbox_max",
              "image_size", "scene"}  # fmt: skip
