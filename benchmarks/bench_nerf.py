@@ -1,0 +1,206 @@
+"""Held-out PSNR against training wall time for model=nerf and model=ngp on the tiny lego.
+
+Data: ``../shared/data/real/nerf/tiny_lego_100px_derived.npz`` (relative to the repository;
+100 views of 100 x 100 on black): views 0-89 train, 90-99 are held out. Each model is built
+from its CPU-default Hydra config (``conf/model/<name>.yaml``, overrides with ``--set``) and
+trained by a plain loop over the datamodule's random-ray batches for ``--minutes`` of training
+wall time (time spent rendering the held-out views for the curve is not counted; one-off
+costs such as ``torch.compile`` are). The held-out PSNR (mean over the 10 views of the PSNR of
+each view) is measured at a geometric schedule of training times.
+
+Prints a table per model, the time each model needs to reach given PSNRs and the speed-up,
+and writes everything to JSON (``--out``, default ``benchmarks/results/nerf.json``).
+
+    python benchmarks/bench_nerf.py --minutes 5
+    python benchmarks/bench_nerf.py --models ngp --minutes 1 --set ngp model.compile=true
+
+OpenMP threads are made to sleep rather than spin while waiting (``OMP_WAIT_POLICY=PASSIVE``
+unless set otherwise): on a machine whose cores are shared with other jobs, spinning threads
+made every step of both models 10-20x slower here.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts its OpenMP runtime
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import torch  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO / ".." / "shared" / "data" / "real" / "nerf" / "tiny_lego_100px_derived.npz"
+
+
+def build(model_name: str, data_path: Path, overrides: list[str], rays: int | None) -> tuple:
+    """Model and datamodule exactly as ``python -m zoo.train model=<name> data=tinynerf``."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    import zoo.models.nerf  # noqa: F401  (registers the models)
+    import zoo.models.ngp  # noqa: F401
+    from zoo.cli_utils import CONF_DIR
+
+    ov = [f"model={model_name}", "data=tinynerf", f"data.path={data_path}", "run_dir=/tmp/bench"]
+    if rays is not None:
+        ov.append(f"data.rays_per_batch={rays}")
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="train", overrides=ov + overrides)
+    model = instantiate(cfg.model)
+    dm = instantiate(cfg.data, form=model.data_form)
+    dm.setup("fit")
+    model.configure_from_data(dm.info())
+    return model, dm, cfg
+
+
+def heldout_psnr(model: Any, cameras: Any, images: torch.Tensor) -> float:
+    """Mean over views of the per-view PSNR."""
+    pred = model.render_maps(model, cameras)["rgb"].clamp(0, 1)
+    mse = ((pred - images) ** 2).flatten(1).mean(dim=1)
+    return float((-10.0 * torch.log10(mse.clamp_min(1e-10))).mean())
+
+
+def eval_times(budget: float) -> list[float]:
+    """Checkpoints (s of training): 10, 20, 30, 45, 60, 90, 120, 150, 180, 240, 300, 360, ..."""
+    base = [10, 20, 30, 45, 60, 90, 120, 150, 180, 240, 300]
+    times = [t for t in base if t < budget]
+    t = 360.0
+    while t < budget:
+        times.append(t)
+        t += 60.0
+    return times + [budget]
+
+
+def run(model_name: str, args: argparse.Namespace) -> dict[str, Any]:
+    overrides = [o for name, o in args.set if name in (model_name, "all")]
+    model, dm, cfg = build(model_name, args.data, overrides, args.rays)
+    cameras, images = dm.eval_views("test")
+    ds = dm.train_dataset()
+    opt_cfg = model.configure_optimizers()
+    opt = opt_cfg["optimizer"] if isinstance(opt_cfg, dict) else opt_cfg
+    sched = opt_cfg["lr_scheduler"]["scheduler"] if isinstance(opt_cfg, dict) else None
+    model.train()
+    budget = 60.0 * args.minutes
+    checkpoints = eval_times(budget)
+    print(f"\n[{model_name}] rays/step {ds.rays_per_batch}, {budget:.0f} s of training", flush=True)
+    print(f"{'train s':>8} {'steps':>7} {'it/s':>6} {'held-out PSNR':>14}", flush=True)
+    curve = []
+    if args.eval_untrained:  # slow for ngp: nothing is skipped before the first grid update
+        curve.append({"train_s": 0.0, "step": 0, "psnr": heldout_psnr(model, cameras, images)})
+        print(f"{0.0:8.1f} {0:7d} {'':>6} {curve[0]['psnr']:14.2f}", flush=True)
+    train_s, step = 0.0, 0
+    for target in checkpoints:
+        while train_s < target:
+            t0 = time.perf_counter()
+            loss, _ = model._train_on_batch(ds[step], step)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+            train_s += time.perf_counter() - t0
+            step += 1
+        model.eval()
+        psnr = heldout_psnr(model, cameras, images)
+        model.train()
+        curve.append({"train_s": round(train_s, 2), "step": step, "psnr": psnr})
+        print(f"{train_s:8.1f} {step:7d} {step / train_s:6.2f} {psnr:14.2f}", flush=True)
+    return {
+        "model": model_name,
+        "config": {k: v for k, v in _plain(cfg.model).items() if k not in ("optimizer",)},
+        "optimizer": _plain(cfg.model).get("optimizer"),
+        "rays_per_batch": ds.rays_per_batch,
+        "curve": curve,
+    }
+
+
+def _plain(node: Any) -> Any:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(node, resolve=True)
+
+
+def time_to(curve: list[dict[str, float]], psnr: float) -> float | None:
+    """First checkpoint training time at which the held-out PSNR reaches ``psnr``."""
+    for point in curve:
+        if point["psnr"] >= psnr:
+            return point["train_s"]
+    return None
+
+
+def comparison(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Time for each model to reach several PSNRs (incl. nerf's best) and nerf/ngp ratios."""
+    if not {"nerf", "ngp"} <= set(results):
+        return []
+    best_nerf = max(p["psnr"] for p in results["nerf"]["curve"])
+    levels = sorted({15.0, 18.0, 20.0, 22.0, 25.0, round(best_nerf, 2)})
+    rows = []
+    for level in levels:
+        tn, tg = time_to(results["nerf"]["curve"], level), time_to(results["ngp"]["curve"], level)
+        ratio = tn / tg if tn is not None and tg else None
+        rows.append({"psnr": level, "nerf_s": tn, "ngp_s": tg, "speedup": ratio,
+                     "nerf_best": level == round(best_nerf, 2)})
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    p.add_argument("--models", nargs="+", default=["nerf", "ngp"])
+    p.add_argument("--minutes", type=float, default=5.0, help="training budget per model")
+    p.add_argument("--rays", type=int, default=None, help="override data.rays_per_batch")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-untrained", action="store_true", help="also score the model at step 0")
+    p.add_argument("--set", nargs=2, action="append", default=[], metavar=("MODEL", "OVERRIDE"),
+                   help="a Hydra override for one model (or 'all'), e.g. --set ngp model.compile=true")
+    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "nerf.json")
+    args = p.parse_args()
+    if not args.data.is_file():
+        raise SystemExit(f"--data: no such file {args.data}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()
+    results = {}
+    for name in args.models:
+        torch.manual_seed(args.seed)
+        results[name] = run(name, args)
+    rows = comparison(results)
+    if rows:
+        print("\nTraining time to reach a held-out PSNR (checkpoint resolution):")
+        print(f"{'PSNR dB':>8} {'nerf s':>8} {'ngp s':>8} {'nerf/ngp':>9}")
+        for r in rows:
+            fmt = lambda v: f"{v:8.1f}" if v is not None else f"{'-':>8}"  # noqa: E731
+            sp = f"{r['speedup']:9.1f}" if r["speedup"] is not None else f"{'-':>9}"
+            tag = "  (nerf's best)" if r["nerf_best"] else ""
+            print(f"{r['psnr']:8.2f} {fmt(r['nerf_s'])} {fmt(r['ngp_s'])} {sp}{tag}")
+    report = {
+        "data": str(args.data.resolve()),
+        "split": "train views 0-89, held out 90-99",
+        "minutes_per_model": args.minutes,
+        "machine": {
+            "platform": platform.platform(), "processor": platform.processor(),
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        },
+        "results": results,
+        "time_to_psnr": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2, default=lambda o: None if
+                                   isinstance(o, float) and math.isnan(o) else str(o)))
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

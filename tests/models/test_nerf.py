@@ -1,0 +1,277 @@
+"""model=nerf: known-answer rendering tests with analytic fields, the Representation interface,
+and training evidence on a small synthetic scene."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import trimesh
+from torch import Tensor, nn
+
+from zoo.models.nerf import NeRF, NeRFField, exponential_decay, mse_to_psnr
+from zoo.nn.mlp import MLP
+from zoo.ops.raycast import render_mesh
+from zoo.representation import ShapeTarget
+from zoo.structures.cameras import Cameras, look_at
+
+RADIUS = 1.6  # camera distance of the toy scene
+INFO = {
+    "form": "views", "scene": "toy_box", "near": 1.05, "far": 2.15, "background": [1.0, 1.0, 1.0],
+    "bbox_min": [-0.55] * 3, "bbox_max": [0.55] * 3, "image_size": [32, 32],
+}
+
+
+class SphereField(nn.Module):
+    """Analytic field: uniform density ``sigma`` and one colour inside a ball, empty outside."""
+
+    def __init__(self, radius: float = 0.3, sigma: float = 2.0, colour=(0.2, 0.6, 0.9)) -> None:
+        super().__init__()
+        self.radius, self.sigma = radius, sigma
+        self.register_buffer("colour", torch.tensor(colour))
+        self.anchor = nn.Parameter(torch.zeros(()))  # gives the module a device / a graph
+
+    def density(self, x: Tensor) -> Tensor:
+        inside = x.norm(dim=-1) < self.radius
+        return torch.where(inside, self.sigma, 0.0) + 0.0 * self.anchor
+
+    def forward(self, x: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
+        return self.density(x), self.colour.expand(len(x), 3) + 0.0 * self.anchor
+
+    def set_bbox(self, lo, hi) -> None:  # the NGP model sets its field's box
+        pass
+
+
+def ring_cameras(n: int, res: int, elevation: float = 0.4, offset: float = 0.0) -> Cameras:
+    phi = torch.arange(n) * (2 * math.pi / n) + offset
+    eyes = RADIUS * torch.stack(
+        [math.cos(elevation) * phi.cos(), math.cos(elevation) * phi.sin(),
+         torch.full_like(phi, math.sin(elevation))], -1,
+    )
+    return Cameras.from_fov(look_at(eyes), res, res, 0.6911112070083618)
+
+
+def toy_scene(res: int = 32) -> tuple[Cameras, Tensor, Cameras, Tensor]:
+    """A box with six differently coloured faces, rendered (ray cast, white background) from
+    24 training views on two rings and 4 held-out views in between."""
+    box = trimesh.creation.box(extents=(0.6, 0.45, 0.5))
+    palette = torch.tensor(
+        [[230, 60, 40], [40, 160, 60], [50, 80, 220], [230, 200, 40], [160, 60, 200],
+         [40, 200, 210]], dtype=torch.uint8,
+    )
+    normals = torch.tensor(box.face_normals)
+    side = (normals.abs().argmax(-1) * 2 + (normals.max(-1).values < 0.5).long()).numpy()
+    box.visual.face_colors = torch.cat([palette[side], torch.full((12, 1), 255, dtype=torch.uint8)],
+                                       -1).numpy()
+    low, high = ring_cameras(12, res, 0.3), ring_cameras(12, res, 0.9, 0.26)
+    train = Cameras(
+        torch.cat([low.c2w, high.c2w]), torch.cat([low.fx, high.fx]), torch.cat([low.fy, high.fy]),
+        torch.cat([low.cx, high.cx]), torch.cat([low.cy, high.cy]), res, res,
+    )
+    test = ring_cameras(4, res, 0.6, 0.4)
+    return train, render_mesh(box, train)["rgb"], test, render_mesh(box, test)["rgb"]
+
+
+def heldout_psnr(model, cameras: Cameras, images: Tensor) -> float:
+    pred = model.render_maps(model, cameras)["rgb"].clamp(0, 1)
+    return float(mse_to_psnr(((pred - images) ** 2).mean()))
+
+
+def small_nerf(**kw) -> NeRF:
+    field = NeRFField(pos_freqs=4, dir_freqs=2, depth=3, width=64, skips=(), use_viewdirs=False)
+    model = NeRF(field, num_samples=32, optimizer=lambda p: torch.optim.Adam(p, lr=5e-3), **kw)
+    model.configure_from_data(INFO)
+    return model
+
+
+# ---- building blocks ----------------------------------------------------------------------
+def test_mlp_skip_concatenates_the_input():
+    mlp = MLP(63, 256, 8, out_dim=None, skips=(4,))  # NeRF's trunk
+    assert [layer.in_features for layer in mlp.layers] == [63, 256, 256, 256, 256, 319, 256, 256]
+    assert mlp(torch.zeros(5, 63)).shape == (5, 256)
+    assert MLP(4, 8, 2, out_dim=3)(torch.zeros(2, 4)).shape == (2, 3)
+    with pytest.raises(ValueError, match="skips"):
+        MLP(4, 8, 2, skips=(1,))
+    with pytest.raises(ValueError, match=r"\(\.\.\., 4\)"):
+        MLP(4, 8, 2)(torch.zeros(2, 5))
+
+
+def test_nerf_field_density_depends_on_position_only():
+    torch.manual_seed(0)
+    field = NeRFField(pos_freqs=10, dir_freqs=4, depth=8, width=256, density_activation="softplus")
+    x = torch.randn(16, 3)
+    d1 = torch.nn.functional.normalize(torch.randn(16, 3), dim=-1)
+    s1, c1 = field(x, d1)
+    s2, c2 = field(x, -d1)
+    assert s1.shape == (16,) and c1.shape == (16, 3)
+    assert torch.allclose(s1, s2) and not torch.allclose(c1, c2)
+    assert torch.allclose(field.density(x), s1)
+    assert torch.all((c1 > 0) & (c1 < 1))
+
+
+# ---- rendering with analytic fields -------------------------------------------------------
+def _rays_through_sphere(offsets: Tensor) -> tuple[Tensor, Tensor]:
+    """Rays from (b, 0, 1.6) along -z (camera z = -1 directions) for impact parameters b."""
+    o = torch.stack([offsets, torch.zeros_like(offsets), torch.full_like(offsets, RADIUS)], -1)
+    d = torch.tensor([0.0, 0.0, -1.0]).expand_as(o).contiguous()
+    return o, d
+
+
+def test_render_pass_matches_beer_lambert_through_a_sphere():
+    model = small_nerf(num_importance=0)
+    model.field = SphereField(radius=0.3, sigma=2.0)
+    model.num_samples = 512
+    b = torch.tensor([0.0, 0.1, 0.2, 0.29, 0.35])
+    out = model.render_rays(*_rays_through_sphere(b))
+    chord = 2 * (0.3**2 - b.clamp(max=0.3) ** 2).sqrt()
+    assert torch.allclose(out["opacity"], 1 - torch.exp(-2.0 * chord), atol=0.01)
+    # Colour: the sphere's colour weighted by opacity over the white background.
+    expect = out["opacity"][:, None] * torch.tensor([0.2, 0.6, 0.9]) + (1 - out["opacity"])[:, None]
+    assert torch.allclose(out["rgb"], expect, atol=1e-5)
+
+
+def test_fine_pass_finds_the_surface():
+    # An opaque ball: depth = distance to its surface (1.3). 8 coarse samples are 0.1375 apart
+    # and the coarse depth is the first sample inside (1.394). The fine pass resamples densely
+    # the bin between the mid-points around that sample ([1.325, 1.4625], run_nerf.py's bins),
+    # so its first sample inside is at 1.325: error 0.025, a quarter of the coarse one.
+    torch.manual_seed(0)
+    field = SphereField(radius=0.3, sigma=1e3)
+    model = small_nerf()
+    model.field = field
+    model.num_samples = 8
+    coarse_err = (model.render_rays(*_rays_through_sphere(torch.zeros(4)))["depth"] - 1.3).abs()
+    model.fine_field, model.num_importance = field, 64
+    out = model.render_rays(*_rays_through_sphere(torch.zeros(4)))
+    fine_err = (out["depth"] - 1.3).abs()
+    assert "rgb_coarse" in out
+    assert torch.allclose(coarse_err, torch.full((4,), 0.09375), atol=1e-4)
+    assert fine_err.max() < 0.03 and fine_err.max() < 0.3 * coarse_err.max()
+
+
+def test_render_maps_and_mesh_of_an_analytic_sphere():
+    model = small_nerf()
+    model.field = SphereField(radius=0.3, sigma=50.0)
+    maps = model.render_maps(model, ring_cameras(2, 16))
+    assert maps["rgb"].shape == (2, 16, 16, 3) and maps["depth"].shape == (2, 16, 16)
+    assert maps["opacity"].shape == (2, 16, 16)
+    centre, corner = maps["opacity"][:, 8, 8], maps["opacity"][:, 0, 0]
+    assert torch.all(centre > 0.99) and torch.all(corner < 1e-6)
+    assert torch.allclose(maps["depth"][:, 8, 8], torch.tensor([1.3, 1.3]), atol=0.03)
+    assert torch.allclose(maps["rgb"][:, 0, 0], torch.ones(2, 3))  # background
+    model.density_threshold = 25.0
+    mesh = model.to_mesh(model, resolution=40)
+    r = torch.as_tensor(mesh.vertices).norm(dim=-1)
+    assert len(mesh.faces) > 100 and torch.allclose(r, torch.full_like(r, 0.3), atol=0.03)
+    assert model.sample(3) == [model] * 3
+    assert model.to_points(model, 64).shape == (64, 3)
+
+
+def test_configure_from_data_validates():
+    model = small_nerf()
+    assert model.background == [1.0, 1.0, 1.0] and model.near == 1.05
+    with pytest.raises(ValueError, match="near"):
+        model.configure_from_data({**INFO, "near": 3.0})
+    with pytest.raises(ValueError, match="bbox_max"):
+        model.configure_from_data({k: v for k, v in INFO.items() if k != "bbox_max"})
+    with pytest.raises(ValueError, match="fine_field"):
+        NeRF(NeRFField(), num_importance=16)
+
+
+def test_exponential_decay_schedule():
+    opt = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=5e-4)
+    sched = exponential_decay(opt, decay_steps=100)
+    for _ in range(50):
+        opt.step()
+        sched.step()
+    assert math.isclose(opt.param_groups[0]["lr"], 5e-4 * 0.1**0.5, rel_tol=1e-6)
+
+
+# ---- training evidence --------------------------------------------------------------------
+@pytest.mark.slow
+def test_nerf_training_raises_heldout_psnr():
+    torch.manual_seed(0)
+    train_cams, train_imgs, test_cams, test_imgs = toy_scene(32)
+    model = small_nerf()
+    before = heldout_psnr(model, test_cams, test_imgs)
+    history = model.fit_views(train_cams, train_imgs, steps=300, rays_per_batch=512)
+    after = heldout_psnr(model, test_cams, test_imgs)
+    assert after > before + 5.0, (before, after)
+    assert sum(history[-20:]) / 20 > sum(history[:20]) / 20 + 5.0
+    # reconstruct: the training scene is returned as is; another scene gets a fitted copy.
+    model.data_info["scene"] = "toy_box"
+    assert model.reconstruct(ShapeTarget(name="toy_box")) is model
+    model.reconstruct_steps = 2
+    other = model.reconstruct(ShapeTarget(name="other", cameras=test_cams, views=test_imgs))
+    assert other is not model and isinstance(other, NeRF)
+    assert not torch.equal(other.field.head.weight, model.field.head.weight)
+    with pytest.raises(ValueError, match="views"):
+        model.reconstruct(ShapeTarget(name="other"))
+
+
+def _compose(overrides: list[str]):
+    from hydra import compose, initialize_config_dir
+
+    from zoo.cli_utils import CONF_DIR
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose(config_name="train", overrides=overrides + ["run_dir=/tmp/zoo_nerf_test"])
+
+
+def test_configs_cpu_default_and_paper_preset():
+    from hydra.utils import instantiate
+
+    cpu = instantiate(_compose(["model=nerf"]).model)
+    assert isinstance(cpu, NeRF) and cpu.fine_field is None and cpu.num_samples == 64
+    assert len(cpu.field.trunk.layers) == 4 and cpu.field.trunk.layers[0].out_features == 128
+    cfg = _compose(["experiment=nerf_paper"])
+    paper = instantiate(cfg.model)
+    assert paper.num_samples == 64 and paper.num_importance == 128
+    for field in (paper.field, paper.fine_field):
+        assert field.use_viewdirs and field.pos_enc.num_freqs == 10 and field.dir_enc.num_freqs == 4
+        assert len(field.trunk.layers) == 8 and field.trunk.skips == (4,)
+    assert cfg.data.rays_per_batch == 1024 and cfg.model.optimizer.lr == 5e-4
+    opt = paper.configure_optimizers()
+    for _ in range(10):
+        opt["optimizer"].step()
+        opt["lr_scheduler"]["scheduler"].step()
+    assert math.isclose(opt["optimizer"].param_groups[0]["lr"], 5e-4 * 0.1 ** (10 / 500000))
+
+
+def lightning_fit(model, steps: int = 4, rays: int = 256):
+    """A few Lightning steps on the toy scene through a views datamodule; the logged metrics."""
+    import pytorch_lightning as pl
+
+    from zoo.data.views import Scene, ViewsDataModule, ViewSplit
+
+    train_cams, train_imgs, test_cams, test_imgs = toy_scene(16)
+
+    class ToyViews(ViewsDataModule):
+        dataset_name = "toy"
+
+        def _load_scene(self) -> Scene:
+            held = ViewSplit(test_imgs, test_cams)
+            return Scene(
+                name="toy_box", splits={"train": ViewSplit(train_imgs, train_cams), "val": held,
+                                        "test": held},
+                near=INFO["near"], far=INFO["far"], background=(1.0, 1.0, 1.0),
+                bbox_min=tuple(INFO["bbox_min"]), bbox_max=tuple(INFO["bbox_max"]),
+            )
+
+    dm = ToyViews(rays_per_batch=rays, val_views=1)
+    dm.setup("fit")
+    model.configure_from_data(dm.info())
+    trainer = pl.Trainer(
+        max_steps=steps, val_check_interval=steps, limit_val_batches=1, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        num_sanity_val_steps=0, accelerator="cpu",
+    )
+    trainer.fit(model, datamodule=dm)
+    return trainer.callback_metrics
+
+
+def test_lightning_training_logs_loss_and_val_psnr():
+    metrics = lightning_fit(small_nerf())
+    for key in ("train/loss", "train/psnr", "val/psnr"):
+        assert key in metrics and torch.isfinite(metrics[key]), key

@@ -1,0 +1,303 @@
+"""What NeRF and Instant-NGP share: a per-scene radiance field as a zoo ``Representation``.
+
+A subclass provides ``render_rays`` (rays -> colour, depth, opacity) and ``density`` (points
+-> sigma); this base turns them into the Lightning steps (photometric MSE, ``train/loss``,
+``train/psnr``, ``val/psnr``), image rendering for any camera (chunked, no grad), marching
+cubes meshes of the density through the shared ops, and per-scene ``sample``/``reconstruct``.
+
+Conventions: ray directions have camera-frame z = -1 (:mod:`zoo.ops.rays`), so the ray
+parameter ``t`` is a z-depth and ``near``/``far`` from the data are z-depths; depth maps are
+z-depths (0 where a ray hits nothing); images are composited on the data's background.
+"""
+
+from __future__ import annotations
+
+import abc
+import copy
+import math
+from typing import Any, ClassVar
+
+import torch
+import trimesh
+from torch import Tensor
+
+from zoo.models.base import ZooModel
+from zoo.ops.marching_cubes import evaluate_grid, marching_cubes
+from zoo.ops.rays import generate_rays, rays_for_pixels
+from zoo.representation import ShapeTarget
+from zoo.structures.cameras import Cameras
+
+
+def mse_to_psnr(mse: Tensor) -> Tensor:
+    """PSNR in dB of images in [0, 1]: ``-10 log10(mse)``."""
+    return -10.0 * torch.log10(mse.clamp_min(1e-10))
+
+
+def exponential_decay(
+    optimizer: torch.optim.Optimizer, decay_steps: int, decay_rate: float = 0.1
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """NeRF's learning-rate schedule, ``lr(step) = lr0 * decay_rate^(step / decay_steps)``
+    (``run_nerf.py``: Keras ExponentialDecay with ``decay_steps = lrate_decay * 1000``, not
+    staircase; the Blender paper config has ``lrate_decay = 500``)."""
+    if decay_steps < 1 or not 0.0 < decay_rate <= 1.0:
+        raise ValueError(f"need decay_steps >= 1 and 0 < decay_rate <= 1, got {decay_steps}, "
+                         f"{decay_rate}")
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: decay_rate ** (step / decay_steps)
+    )
+
+
+class RadianceFieldModel(ZooModel):
+    """Base of the radiance-field models (``kind="radiance"``, ``data_form="views"``).
+
+    Args:
+        chunk: rays rendered at once in ``render_maps`` and validation.
+        density_threshold: iso-level of the density (1 / scene units) for ``to_mesh``.
+        reconstruct_steps: optimisation steps of ``reconstruct`` on a new scene's views.
+        reconstruct_rays: rays per step there.
+        optimizer, scheduler, scheduler_interval: see :class:`zoo.models.base.ZooModel`.
+    """
+
+    kind: ClassVar[str] = "radiance"
+    data_form: ClassVar[str] = "views"
+    generative: ClassVar[bool] = False
+    per_scene: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        chunk: int = 8192,
+        density_threshold: float = 10.0,
+        reconstruct_steps: int = 500,
+        reconstruct_rays: int = 1024,
+        optimizer: Any = None,
+        scheduler: Any = None,
+        scheduler_interval: str = "step",
+    ) -> None:
+        super().__init__(
+            optimizer=optimizer, scheduler=scheduler, scheduler_interval=scheduler_interval
+        )
+        if chunk < 1 or reconstruct_steps < 0 or reconstruct_rays < 1:
+            raise ValueError(
+                f"need chunk >= 1, reconstruct_steps >= 0, reconstruct_rays >= 1; got {chunk}, "
+                f"{reconstruct_steps}, {reconstruct_rays}"
+            )
+        self.chunk = int(chunk)
+        self.density_threshold = float(density_threshold)
+        self.reconstruct_steps = int(reconstruct_steps)
+        self.reconstruct_rays = int(reconstruct_rays)
+        # Scene description, replaced by configure_from_data (defaults: NeRF's Blender setting).
+        self.near, self.far = 2.0, 6.0
+        self.background = [1.0, 1.0, 1.0]
+        self.bbox_min, self.bbox_max = [-1.5] * 3, [1.5] * 3
+
+    # ---- data ---------------------------------------------------------------------------
+    def configure_from_data(self, info: dict[str, Any]) -> None:
+        """Read ``near``, ``far`` (z-depths), ``background`` (RGB) and the scene box
+        ``bbox_min``/``bbox_max`` from the views datamodule's ``info()``."""
+        super().configure_from_data(info)
+        if info.get("form", "views") != "views":
+            raise ValueError(f"{self.name} trains on views, got data form {info.get('form')!r}")
+        for key in ("near", "far", "background", "bbox_min", "bbox_max"):
+            if key not in info:
+                raise ValueError(f"{self.name}: data info has no {key!r} (got {sorted(info)})")
+        near, far = float(info["near"]), float(info["far"])
+        if not 0.0 <= near < far:
+            raise ValueError(f"{self.name}: need 0 <= near < far, got {near}, {far}")
+        bg = [float(c) for c in info["background"]]
+        lo, hi = [float(c) for c in info["bbox_min"]], [float(c) for c in info["bbox_max"]]
+        if len(bg) != 3 or len(lo) != 3 or len(hi) != 3 or not all(a < b for a, b in zip(lo, hi)):
+            raise ValueError(
+                f"{self.name}: need 3-value background and bbox_min < bbox_max, got {bg}, {lo}, "
+                f"{hi}"
+            )
+        self.near, self.far, self.background = near, far, bg
+        self.bbox_min, self.bbox_max = lo, hi
+        self.on_scene_configured()
+
+    def on_scene_configured(self) -> None:  # noqa: B027
+        """Hook for subclasses: the scene box / bounds changed."""
+
+    def background_tensor(self, like: Tensor) -> Tensor:
+        return torch.tensor(self.background, dtype=like.dtype, device=like.device)
+
+    # ---- what a subclass implements -----------------------------------------------------
+    @abc.abstractmethod
+    def render_rays(
+        self, origins: Tensor, directions: Tensor, perturb: bool = False
+    ) -> dict[str, Tensor]:
+        """Render rays (R, 3) + (R, 3): ``rgb`` (R, 3), ``depth`` (R,), ``opacity`` (R,), and
+        for training any extra terms the loss needs (e.g. ``rgb_coarse``)."""
+
+    @abc.abstractmethod
+    def density(self, points: Tensor) -> Tensor:
+        """Density sigma (N,) at world points (N, 3) (the one meshes are extracted from)."""
+
+    def before_train_step(self, step: int) -> None:  # noqa: B027
+        """Hook run before each optimisation step (e.g. occupancy-grid updates)."""
+
+    # ---- training -----------------------------------------------------------------------
+    def photometric_loss(self, out: dict[str, Tensor], target: Tensor) -> Tensor:
+        """MSE of the rendered colour (plus that of the coarse pass, when there is one)."""
+        loss = torch.mean((out["rgb"] - target) ** 2)
+        if "rgb_coarse" in out:
+            loss = loss + torch.mean((out["rgb_coarse"] - target) ** 2)
+        return loss
+
+    def _train_on_batch(self, batch: dict[str, Tensor], step: int) -> tuple[Tensor, Tensor]:
+        for key in ("origins", "directions", "rgb"):
+            if key not in batch:
+                raise ValueError(f"{self.name}: training batch has no {key!r} (got {sorted(batch)})")
+        self.before_train_step(step)
+        out = self.render_rays(batch["origins"], batch["directions"], perturb=True)
+        loss = self.photometric_loss(out, batch["rgb"])
+        psnr = mse_to_psnr(torch.mean((out["rgb"].detach() - batch["rgb"]) ** 2))
+        return loss, psnr
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        loss, psnr = self._train_on_batch(batch, int(self.global_step))
+        n = len(batch["rgb"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=n)
+        self.log("train/psnr", psnr, prog_bar=True, batch_size=n)
+        return loss
+
+    @torch.no_grad()
+    def render_ray_batch(self, origins: Tensor, directions: Tensor) -> dict[str, Tensor]:
+        """Render many rays in chunks of ``self.chunk`` without gradients (eval mode)."""
+        parts: dict[str, list[Tensor]] = {}
+        for start in range(0, len(origins), self.chunk):
+            out = self.render_rays(
+                origins[start : start + self.chunk], directions[start : start + self.chunk]
+            )
+            for key in ("rgb", "depth", "opacity"):
+                parts.setdefault(key, []).append(out[key])
+        return {k: torch.cat(v) for k, v in parts.items()}
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        out = self.render_ray_batch(batch["origins"], batch["directions"])
+        psnr = mse_to_psnr(torch.mean((out["rgb"].clamp(0, 1) - batch["rgb"]) ** 2))
+        self.log("val/psnr", psnr, prog_bar=True, batch_size=1)
+        return psnr
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        out = self.render_ray_batch(batch["origins"], batch["directions"])
+        psnr = mse_to_psnr(torch.mean((out["rgb"].clamp(0, 1) - batch["rgb"]) ** 2))
+        self.log("test/psnr", psnr, batch_size=1)
+        return psnr
+
+    # ---- Representation -----------------------------------------------------------------
+    def sample(self, n: int, seed: int | None = None) -> list[Any]:
+        """A per-scene model has one shape, the fitted scene: ``[self] * n``."""
+        return [self] * n
+
+    def render_maps(self, shape: Any, cameras: Cameras) -> dict[str, Tensor]:
+        """Volume-render ``shape`` (a fitted model of this class, e.g. ``self``) from any
+        cameras: ``rgb`` (B, H, W, 3) on the background, ``depth`` (B, H, W) z-depth (0 where
+        nothing is hit), ``opacity`` (B, H, W)."""
+        model = self if shape is None else shape
+        if not isinstance(model, RadianceFieldModel):
+            raise TypeError(f"{self.name}.render_maps expects a fitted scene, got {type(shape)}")
+        was_training = model.training
+        model.eval()
+        try:
+            cameras = cameras.to(model.device_)
+            origins, directions = generate_rays(cameras)  # (B, H, W, 3) each
+            b, h, w = origins.shape[:3]
+            out = model.render_ray_batch(origins.reshape(-1, 3), directions.reshape(-1, 3))
+        finally:
+            model.train(was_training)
+        return {
+            "rgb": out["rgb"].reshape(b, h, w, 3),
+            "depth": out["depth"].reshape(b, h, w),
+            "opacity": out["opacity"].reshape(b, h, w),
+        }
+
+    def mesh_density(self, points: Tensor) -> Tensor:
+        """The density meshed by ``to_mesh`` (default: :meth:`density`)."""
+        return self.density(points)
+
+    def to_mesh(self, shape: Any, resolution: int = 128) -> trimesh.Trimesh:
+        """Marching cubes of the density at ``density_threshold`` over the scene box (through
+        :func:`zoo.ops.marching_cubes.evaluate_grid` / ``marching_cubes``; empty mesh when the
+        level is never crossed)."""
+        model = self if shape is None else shape
+        was_training = model.training
+        model.eval()
+        try:
+            grid = evaluate_grid(
+                model.mesh_density, resolution, model.bbox_min, model.bbox_max,
+                chunk=65536, device=model.device_,
+            )
+        finally:
+            model.train(was_training)
+        return marching_cubes(
+            grid, level=model.density_threshold, bbox_min=model.bbox_min,
+            bbox_max=model.bbox_max, inside="above",
+        )
+
+    def fresh_copy(self) -> RadianceFieldModel:
+        """An untrained model with the same architecture and scene settings."""
+        # Do not drag the Lightning trainer (and its loaders) into the copy.
+        trainer = getattr(self, "_trainer", None)
+        memo = {id(trainer): None} if trainer is not None else {}
+        new = copy.deepcopy(self, memo)
+        for module in new.modules():
+            if module is not new and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+        new.reset_scene_state()
+        return new
+
+    def reset_scene_state(self) -> None:  # noqa: B027
+        """Hook for subclasses: forget scene-specific state (e.g. an occupancy grid)."""
+
+    def reconstruct(self, target: ShapeTarget) -> Any:
+        """The fitted scene for ``target``.
+
+        A per-scene model cannot encode a new scene without optimisation, so: when ``target``
+        is the scene this model was trained on (same name as the data's ``scene``) the model
+        itself is returned; otherwise a fresh copy (same architecture, re-initialised weights)
+        is fitted to ``target.views`` / ``target.cameras`` for ``reconstruct_steps`` steps of
+        ``reconstruct_rays`` random rays with this model's optimiser settings, and returned.
+        """
+        if target.name == self.data_info.get("scene") or self.reconstruct_steps == 0:
+            return self
+        target.require("views", "cameras", model=self.name)
+        model = self.fresh_copy()
+        model.fit_views(target.cameras, target.views, self.reconstruct_steps, self.reconstruct_rays)
+        model.eval()
+        return model
+
+    def fit_views(
+        self, cameras: Cameras, images: Tensor, steps: int, rays_per_batch: int, seed: int = 0
+    ) -> list[float]:
+        """Plain optimisation loop (outside Lightning) on random rays of ``images`` (B, H, W,
+        3) seen by ``cameras``. Returns the training PSNR of each step."""
+        b, h, w = images.shape[:3]
+        if images.shape[-1] != 3 or len(cameras) != b:
+            raise ValueError(
+                f"images must be (B, H, W, 3) for {len(cameras)} cameras, got "
+                f"{tuple(images.shape)}"
+            )
+        dev = self.device_
+        cameras, images = cameras.to(dev), images.to(dev)
+        opt_cfg = self.configure_optimizers()
+        opt = opt_cfg["optimizer"] if isinstance(opt_cfg, dict) else opt_cfg
+        sched = opt_cfg["lr_scheduler"]["scheduler"] if isinstance(opt_cfg, dict) else None
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        self.train()
+        history = []
+        for step in range(steps):
+            idx = torch.randint(0, b * h * w, (rays_per_batch,), generator=gen).to(dev)
+            cam, rem = idx // (h * w), idx % (h * w)
+            o, d = rays_for_pixels(cameras, cam, rem % w, rem // w)
+            batch = {"origins": o, "directions": d, "rgb": images[cam, rem // w, rem % w]}
+            loss, psnr = self._train_on_batch(batch, step)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+            history.append(float(psnr) if math.isfinite(float(psnr)) else float("nan"))
+        return history
+
+
+__all__ = ["RadianceFieldModel", "exponential_decay", "mse_to_psnr"]

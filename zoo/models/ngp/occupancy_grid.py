@@ -1,0 +1,168 @@
+"""The occupancy grid of Instant-NGP (Müller et al., SIGGRAPH 2022, Sec. 5.4 / App. E): a
+coarse voxel grid over the scene box remembering where the density is non-negligible, so that
+ray marching skips empty space.
+
+Update rule (every ``update_every`` training steps): every cell's stored density is decayed by
+``decay`` (0.95), then ``M`` cells get ``max(stored, sigma(x))`` at a uniformly random point
+``x`` of the cell. During the first ``warmup_steps`` (256) every cell is updated; afterwards
+``M = update_fraction * R^3`` (paper: 1/2), half drawn uniformly and half among the currently
+occupied cells. A cell is occupied when its density exceeds the paper's threshold
+``0.01 / step`` (a marching step of that density has opacity ~0.01; ``0.01 * 1024 / sqrt(3)``
+for the paper's step ``sqrt(3) / 1024``), capped, as in the reference implementation
+(instant-ngp's ``min(NERF_MIN_OPTICAL_THICKNESS, mean density)``), by the mean stored density
+so that a young field whose densities are all still below the threshold is not pruned away
+entirely (``mean_cap=False`` uses the paper's threshold alone). Before the first update every
+cell counts as occupied (nothing is known yet).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+
+class OccupancyGrid(nn.Module):
+    """A (R, R, R) grid of densities over ``[bbox_min, bbox_max]`` and its occupancy bits.
+
+    Cell ``(i, j, k)`` (i along x) covers ``bbox_min + [i, i + 1) * size / R`` etc.; flat index
+    ``(i R + j) R + k``.
+
+    Args:
+        resolution: R (paper: 128).
+        decay: per-update density decay (paper: 0.95).
+        update_every: training steps between updates (paper: 16).
+        warmup_steps: steps during which all cells are updated (paper: 256).
+        update_fraction: fraction of the cells updated after warm-up (paper: 1/2).
+        opacity_threshold: occupancy threshold as the opacity of one marching step (paper:
+            0.01); the density threshold is ``opacity_threshold / step``.
+        mean_cap: cap the threshold by the grid's mean density (reference implementation).
+        chunk: points per density evaluation.
+    """
+
+    def __init__(
+        self,
+        resolution: int = 128,
+        decay: float = 0.95,
+        update_every: int = 16,
+        warmup_steps: int = 256,
+        update_fraction: float = 0.5,
+        opacity_threshold: float = 0.01,
+        mean_cap: bool = True,
+        chunk: int = 65536,
+    ) -> None:
+        super().__init__()
+        if not 1 <= resolution <= 256 or not 0.0 < decay <= 1.0 or update_every < 1:
+            raise ValueError(
+                f"need 1 <= resolution <= 256, 0 < decay <= 1, update_every >= 1; got {resolution}, "
+                f"{decay}, {update_every}"
+            )
+        if not 0.0 < update_fraction <= 1.0 or opacity_threshold <= 0.0:
+            raise ValueError(
+                f"need 0 < update_fraction <= 1 and opacity_threshold > 0, got "
+                f"{update_fraction}, {opacity_threshold}"
+            )
+        self.resolution = int(resolution)
+        self.decay = float(decay)
+        self.update_every = int(update_every)
+        self.warmup_steps = int(warmup_steps)
+        self.update_fraction = float(update_fraction)
+        self.opacity_threshold = float(opacity_threshold)
+        self.mean_cap = bool(mean_cap)
+        self.chunk = int(chunk)
+        self.step_size = 1.0  # metric marching step; set by the model
+        n = self.resolution**3
+        self.register_buffer("density_grid", torch.zeros(n))
+        self.register_buffer("occupied", torch.ones(n, dtype=torch.bool))
+        self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
+        self.register_buffer("bbox_min", -torch.ones(3), persistent=False)
+        self.register_buffer("bbox_max", torch.ones(3), persistent=False)
+
+    def set_bbox(self, bbox_min: Sequence[float], bbox_max: Sequence[float]) -> None:
+        dev = self.density_grid.device
+        self.bbox_min = torch.tensor(bbox_min, dtype=torch.float32, device=dev)
+        self.bbox_max = torch.tensor(bbox_max, dtype=torch.float32, device=dev)
+
+    def reset(self) -> None:
+        """Forget everything: all cells occupied, no updates yet."""
+        self.density_grid.zero_()
+        self.occupied.fill_(True)
+        self.num_updates.zero_()
+
+    @property
+    def density_threshold(self) -> float:
+        """The paper's density threshold ``opacity_threshold / step`` (before any mean cap)."""
+        return self.opacity_threshold / self.step_size
+
+    def current_threshold(self) -> float:
+        """The threshold in use: :attr:`density_threshold`, capped by the mean density."""
+        thr = self.density_threshold
+        if self.mean_cap:
+            thr = min(thr, float(self.density_grid.mean()))
+        return thr
+
+    def cell_index(self, points: Tensor) -> tuple[Tensor, Tensor]:
+        """Flat cell index (...,) of world points (..., 3) and whether they are in the box."""
+        r = self.resolution
+        scale = r / (self.bbox_max - self.bbox_min)  # (3,)
+        ijk = ((points - self.bbox_min) * scale).floor()  # (..., 3)
+        inside = (ijk >= 0).all(dim=-1) & (ijk < r).all(dim=-1)
+        strides = torch.tensor([r * r, r, 1], dtype=ijk.dtype, device=ijk.device)
+        # Exact in float32: flat indices stay below 2^24 for R <= 256.
+        flat = (ijk.clamp(0, r - 1) * strides).sum(dim=-1).long()
+        return flat, inside
+
+    def query(self, points: Tensor) -> Tensor:
+        """(...,) bool: the points lie in an occupied cell inside the box."""
+        flat, inside = self.cell_index(points)
+        return self.occupied[flat] & inside
+
+    def cell_points(self, cells: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """A uniformly random world point (M, 3) inside each cell of ``cells`` (M,)."""
+        r = self.resolution
+        ijk = torch.stack([cells // (r * r), (cells // r) % r, cells % r], dim=-1).float()
+        u = torch.rand(len(cells), 3, generator=generator, device=cells.device)
+        size = self.bbox_max - self.bbox_min
+        return self.bbox_min + (ijk + u) / r * size
+
+    def due(self, step: int) -> bool:
+        """Whether training step ``step`` updates the grid."""
+        return step % self.update_every == 0
+
+    @torch.no_grad()
+    def update(
+        self,
+        density_fn: Callable[[Tensor], Tensor],
+        step: int,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        """One update (see the module docstring); ``density_fn``: world points (N, 3) -> (N,)."""
+        n = self.resolution**3
+        dev = self.density_grid.device
+        if step < self.warmup_steps:
+            cells = torch.arange(n, device=dev)
+        else:
+            m = max(1, int(self.update_fraction * n))
+            uniform = torch.randint(0, n, (m // 2,), generator=generator, device=dev)
+            occ = self.occupied.nonzero()[:, 0]
+            if len(occ) > 0:
+                pick = torch.randint(0, len(occ), (m - m // 2,), generator=generator, device=dev)
+                cells = torch.cat([uniform, occ[pick]])
+            else:
+                cells = uniform
+        new = torch.empty(len(cells), device=dev)
+        for start in range(0, len(cells), self.chunk):
+            pts = self.cell_points(cells[start : start + self.chunk], generator)
+            new[start : start + len(pts)] = density_fn(pts).reshape(-1).float()
+        grid = self.density_grid * self.decay
+        grid = grid.scatter_reduce(0, cells, new, reduce="amax", include_self=True)
+        self.density_grid.copy_(grid)
+        self.occupied.copy_(grid > self.current_threshold())
+        self.num_updates += 1
+
+    def occupancy_fraction(self) -> float:
+        return float(self.occupied.float().mean())
+
+
+__all__ = ["OccupancyGrid"]
