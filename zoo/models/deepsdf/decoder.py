@@ -1,0 +1,106 @@
+"""The DeepSDF decoder f_theta(z, x) -> s: an MLP from a shape code and a point to its SDF.
+
+Park et al., "DeepSDF: Learning Continuous Signed Distance Functions for Shape Representation",
+CVPR 2019, Sec. 5 and supplementary: 8 fully connected layers of 512 units with ReLU, weight
+normalisation (Salimans & Kingma 2016) and dropout 0.2 on every hidden layer, the input
+``[z, x]`` concatenated again to the input of the fourth layer (``latent_in = [4]`` in the
+reference ``examples/chairs/specs.json``), and a final ``tanh`` so the output lies in (-1, 1).
+The layer that feeds a re-injection layer is narrowed by ``dim(z) + 3`` so that the
+re-injection layer sees exactly ``hidden`` inputs, as in the reference architecture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.parametrizations import weight_norm as _weight_norm
+
+
+class DeepSDFDecoder(nn.Module):
+    """MLP ``(z, x) -> sdf`` with skip re-injection of ``[z, x]``.
+
+    Args:
+        latent_size: L, size of the shape code ``z``.
+        hidden: widths of the hidden layers (paper: ``[512] * 8``).
+        latent_in: indices of hidden layers whose input is ``[h, z, x]`` (paper: ``[4]``).
+        dropout: dropout probability after every hidden ReLU (paper: 0.2; 0 disables).
+        weight_norm: weight normalisation on every linear layer but the output one
+            (paper/reference: ``norm_layers = 0..7``).
+        output_tanh: squash the output with ``tanh`` (the reference decoder always does).
+    """
+
+    def __init__(
+        self,
+        latent_size: int = 256,
+        hidden: Sequence[int] = (512,) * 8,
+        latent_in: Sequence[int] = (4,),
+        dropout: float = 0.2,
+        weight_norm: bool = True,
+        output_tanh: bool = True,
+    ) -> None:
+        super().__init__()
+        hidden = [int(h) for h in hidden]
+        latent_in = sorted({int(i) for i in latent_in})
+        if latent_size < 0:
+            raise ValueError(f"latent_size must be >= 0, got {latent_size}")
+        if not hidden:
+            raise ValueError("hidden must list at least one layer width")
+        if any(i < 1 or i >= len(hidden) for i in latent_in):
+            raise ValueError(
+                f"latent_in entries must be hidden-layer indices in 1..{len(hidden) - 1}, "
+                f"got {latent_in}"
+            )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.latent_size = int(latent_size)
+        self.latent_in = tuple(latent_in)
+        self.dropout = float(dropout)
+        in_dim = self.latent_size + 3
+        dims = [in_dim, *hidden]
+        layers = []
+        for k in range(len(hidden)):
+            out = dims[k + 1]
+            if k + 1 in self.latent_in:  # this layer's output is concatenated with [z, x]
+                out -= in_dim
+                if out < 1:
+                    raise ValueError(
+                        f"hidden[{k + 1}]={dims[k + 1]} must exceed latent_size + 3 = {in_dim} "
+                        "to re-inject [z, x] there"
+                    )
+            lin = nn.Linear(dims[k], out)
+            layers.append(_weight_norm(lin) if weight_norm else lin)
+        self.layers = nn.ModuleList(layers)
+        self.out = nn.Linear(dims[-1], 1)
+        self.output_tanh = bool(output_tanh)
+
+    def forward(self, latent: Tensor, xyz: Tensor) -> Tensor:
+        """Signed distances at ``xyz`` of the shapes coded by ``latent``.
+
+        Args:
+            latent: (..., L) codes, broadcast against the leading dims of ``xyz``
+                (e.g. (B, 1, L) with (B, S, 3)).
+            xyz: (..., 3) query points.
+        Returns:
+            (...) predicted signed distances (negative inside).
+        """
+        if xyz.shape[-1] != 3:
+            raise ValueError(f"xyz must have shape (..., 3), got {tuple(xyz.shape)}")
+        if latent.shape[-1] != self.latent_size:
+            raise ValueError(
+                f"latent must have shape (..., {self.latent_size}), got {tuple(latent.shape)}"
+            )
+        lead = torch.broadcast_shapes(latent.shape[:-1], xyz.shape[:-1])
+        inp = torch.cat(
+            [latent.expand(*lead, self.latent_size), xyz.expand(*lead, 3)], dim=-1
+        )  # (..., L + 3)
+        h = inp
+        for k, lin in enumerate(self.layers):
+            if k in self.latent_in:
+                h = torch.cat([h, inp], dim=-1)
+            h = torch.relu(lin(h))
+            if self.dropout > 0:
+                h = nn.functional.dropout(h, self.dropout, self.training)
+        s = self.out(h).squeeze(-1)  # (...)
+        return torch.tanh(s) if self.output_tanh else s
