@@ -88,7 +88,7 @@ def run(model_name: str, args: argparse.Namespace) -> dict[str, Any]:
     sched = opt_cfg["lr_scheduler"]["scheduler"] if isinstance(opt_cfg, dict) else None
     model.train()
     budget = 60.0 * args.minutes
-    checkpoints = eval_times(budget)
+    checkpoints = sorted(args.checkpoints) if args.checkpoints else eval_times(budget)
     print(f"\n[{model_name}] rays/step {ds.rays_per_batch}, {budget:.0f} s of training", flush=True)
     print(f"{'train s':>8} {'steps':>7} {'it/s':>6} {'held-out PSNR':>14}", flush=True)
     curve = []
@@ -145,8 +145,15 @@ def comparison(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     for level in levels:
         tn, tg = time_to(results["nerf"]["curve"], level), time_to(results["ngp"]["curve"], level)
         ratio = tn / tg if tn is not None and tg else None
-        rows.append({"psnr": level, "nerf_s": tn, "ngp_s": tg, "speedup": ratio,
-                     "nerf_best": level == round(best_nerf, 2)})
+        rows.append(
+            {
+                "psnr": level,
+                "nerf_s": tn,
+                "ngp_s": tg,
+                "speedup": ratio,
+                "nerf_best": level == round(best_nerf, 2),
+            }
+        )
     return rows
 
 
@@ -159,8 +166,21 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-untrained", action="store_true", help="also score the model at step 0")
-    p.add_argument("--set", nargs=2, action="append", default=[], metavar=("MODEL", "OVERRIDE"),
-                   help="a Hydra override for one model (or 'all'), e.g. --set ngp model.compile=true")
+    p.add_argument(
+        "--checkpoints",
+        type=float,
+        nargs="+",
+        default=None,
+        help="training times (s) at which to score (default: a geometric schedule)",
+    )
+    p.add_argument(
+        "--set",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("MODEL", "OVERRIDE"),
+        help="a Hydra override for one model (or 'all'), e.g. --set ngp model.compile=true",
+    )
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "nerf.json")
     args = p.parse_args()
     if not args.data.is_file():
@@ -186,19 +206,27 @@ def main() -> None:
         "split": "train views 0-89, held out 90-99",
         "minutes_per_model": args.minutes,
         "machine": {
-            "platform": platform.platform(), "processor": platform.processor(),
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+            "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg(),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         },
         "results": results,
         "time_to_psnr": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2, default=lambda o: None if
-                                   isinstance(o, float) and math.isnan(o) else str(o)))
+    args.out.write_text(
+        json.dumps(
+            report,
+            indent=2,
+            default=lambda o: None if isinstance(o, float) and math.isnan(o) else str(o),
+        )
+    )
     print(f"\nwrote {args.out}")
 
 

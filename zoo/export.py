@@ -49,22 +49,35 @@ def export_image(image: Tensor | np.ndarray, path: str | Path) -> Path:
 
 
 def orbit_cameras(
-    n: int, size: int = 128, radius: float = 1.6, elevation_deg: float = 25.0,
-    fov_deg: float = 40.0, device: torch.device | str = "cpu",
+    n: int,
+    size: int = 128,
+    radius: float = 1.6,
+    elevation_deg: float = 25.0,
+    fov_deg: float = 40.0,
+    device: torch.device | str = "cpu",
 ) -> Cameras:
     """n cameras on a ring around the origin (world up +z), looking at the origin."""
     az = torch.linspace(0, 2 * math.pi, n + 1)[:-1]
     el = math.radians(elevation_deg)
     eye = torch.stack(
-        [radius * math.cos(el) * torch.cos(az), radius * math.cos(el) * torch.sin(az),
-         torch.full_like(az, radius * math.sin(el))], dim=-1,
+        [
+            radius * math.cos(el) * torch.cos(az),
+            radius * math.cos(el) * torch.sin(az),
+            torch.full_like(az, radius * math.sin(el)),
+        ],
+        dim=-1,
     )
     return Cameras.from_fov(look_at(eye), size, size, math.radians(fov_deg)).to(device)
 
 
 def export_turntable(
-    model: Representation, shape: Any, path: str | Path, n_frames: int = 36, size: int = 128,
-    radius: float = 1.6, fps: int = 12,
+    model: Representation,
+    shape: Any,
+    path: str | Path,
+    n_frames: int = 36,
+    size: int = 128,
+    radius: float = 1.6,
+    fps: int = 12,
 ) -> Path:
     """A turntable GIF (or MP4 by suffix, if an encoder is installed) of ``shape``."""
     import imageio.v3 as iio

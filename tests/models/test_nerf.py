@@ -18,8 +18,14 @@ from zoo.structures.cameras import Cameras, look_at
 
 RADIUS = 1.6  # camera distance of the toy scene
 INFO = {
-    "form": "views", "scene": "toy_box", "near": 1.05, "far": 2.15, "background": [1.0, 1.0, 1.0],
-    "bbox_min": [-0.55] * 3, "bbox_max": [0.55] * 3, "image_size": [32, 32],
+    "form": "views",
+    "scene": "toy_box",
+    "near": 1.05,
+    "far": 2.15,
+    "background": [1.0, 1.0, 1.0],
+    "bbox_min": [-0.55] * 3,
+    "bbox_max": [0.55] * 3,
+    "image_size": [32, 32],
 }
 
 
@@ -46,8 +52,12 @@ class SphereField(nn.Module):
 def ring_cameras(n: int, res: int, elevation: float = 0.4, offset: float = 0.0) -> Cameras:
     phi = torch.arange(n) * (2 * math.pi / n) + offset
     eyes = RADIUS * torch.stack(
-        [math.cos(elevation) * phi.cos(), math.cos(elevation) * phi.sin(),
-         torch.full_like(phi, math.sin(elevation))], -1,
+        [
+            math.cos(elevation) * phi.cos(),
+            math.cos(elevation) * phi.sin(),
+            torch.full_like(phi, math.sin(elevation)),
+        ],
+        -1,
     )
     return Cameras.from_fov(look_at(eyes), res, res, 0.6911112070083618)
 
@@ -57,17 +67,30 @@ def toy_scene(res: int = 32) -> tuple[Cameras, Tensor, Cameras, Tensor]:
     24 training views on two rings and 4 held-out views in between."""
     box = trimesh.creation.box(extents=(0.6, 0.45, 0.5))
     palette = torch.tensor(
-        [[230, 60, 40], [40, 160, 60], [50, 80, 220], [230, 200, 40], [160, 60, 200],
-         [40, 200, 210]], dtype=torch.uint8,
+        [
+            [230, 60, 40],
+            [40, 160, 60],
+            [50, 80, 220],
+            [230, 200, 40],
+            [160, 60, 200],
+            [40, 200, 210],
+        ],
+        dtype=torch.uint8,
     )
     normals = torch.tensor(box.face_normals)
     side = (normals.abs().argmax(-1) * 2 + (normals.max(-1).values < 0.5).long()).numpy()
-    box.visual.face_colors = torch.cat([palette[side], torch.full((12, 1), 255, dtype=torch.uint8)],
-                                       -1).numpy()
+    box.visual.face_colors = torch.cat(
+        [palette[side], torch.full((12, 1), 255, dtype=torch.uint8)], -1
+    ).numpy()
     low, high = ring_cameras(12, res, 0.3), ring_cameras(12, res, 0.9, 0.26)
     train = Cameras(
-        torch.cat([low.c2w, high.c2w]), torch.cat([low.fx, high.fx]), torch.cat([low.fy, high.fy]),
-        torch.cat([low.cx, high.cx]), torch.cat([low.cy, high.cy]), res, res,
+        torch.cat([low.c2w, high.c2w]),
+        torch.cat([low.fx, high.fx]),
+        torch.cat([low.fy, high.fy]),
+        torch.cat([low.cx, high.cx]),
+        torch.cat([low.cy, high.cy]),
+        res,
+        res,
     )
     test = ring_cameras(4, res, 0.6, 0.4)
     return train, render_mesh(box, train)["rgb"], test, render_mesh(box, test)["rgb"]
@@ -253,19 +276,28 @@ def lightning_fit(model, steps: int = 4, rays: int = 256):
         def _load_scene(self) -> Scene:
             held = ViewSplit(test_imgs, test_cams)
             return Scene(
-                name="toy_box", splits={"train": ViewSplit(train_imgs, train_cams), "val": held,
-                                        "test": held},
-                near=INFO["near"], far=INFO["far"], background=(1.0, 1.0, 1.0),
-                bbox_min=tuple(INFO["bbox_min"]), bbox_max=tuple(INFO["bbox_max"]),
+                name="toy_box",
+                splits={"train": ViewSplit(train_imgs, train_cams), "val": held, "test": held},
+                near=INFO["near"],
+                far=INFO["far"],
+                background=(1.0, 1.0, 1.0),
+                bbox_min=tuple(INFO["bbox_min"]),
+                bbox_max=tuple(INFO["bbox_max"]),
             )
 
     dm = ToyViews(rays_per_batch=rays, val_views=1)
     dm.setup("fit")
     model.configure_from_data(dm.info())
     trainer = pl.Trainer(
-        max_steps=steps, val_check_interval=steps, limit_val_batches=1, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        num_sanity_val_steps=0, accelerator="cpu",
+        max_steps=steps,
+        val_check_interval=steps,
+        limit_val_batches=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        accelerator="cpu",
     )
     trainer.fit(model, datamodule=dm)
     return trainer.callback_metrics

@@ -21,12 +21,15 @@ from test_nerf import INFO, SphereField, ring_cameras, toy_scene  # noqa: E402
 
 
 def small_ngp(**kw) -> InstantNGP:
-    enc = HashEncoding(num_levels=8, features_per_level=2, log2_table_size=12,
-                       base_resolution=4, max_resolution=64)
+    enc = HashEncoding(
+        num_levels=8, features_per_level=2, log2_table_size=12, base_resolution=4, max_resolution=64
+    )
     model = InstantNGP(
-        HashField(enc, hidden_dim=32), OccupancyGrid(resolution=24, update_every=4, warmup_steps=16),
+        HashField(enc, hidden_dim=32),
+        OccupancyGrid(resolution=24, update_every=4, warmup_steps=16),
         steps_per_diagonal=128,
-        optimizer=lambda p: torch.optim.Adam(p, lr=1e-2, betas=(0.9, 0.99), eps=1e-15), **kw,
+        optimizer=lambda p: torch.optim.Adam(p, lr=1e-2, betas=(0.9, 0.99), eps=1e-15),
+        **kw,
     )
     model.configure_from_data(INFO)
     return model
@@ -168,7 +171,6 @@ def test_compiled_field_matches_eager():
 
 def test_configs_cpu_default_and_paper_preset():
     from hydra.utils import instantiate
-
     from test_nerf import _compose
 
     cpu = instantiate(_compose(["model=ngp"]).model)

@@ -106,9 +106,7 @@ class SphericalHarmonicsEncoding(nn.Module):
         return torch.stack(out, dim=-1)
 
 
-def hash_level_resolutions(
-    num_levels: int, base_resolution: int, max_resolution: int
-) -> list[int]:
+def hash_level_resolutions(num_levels: int, base_resolution: int, max_resolution: int) -> list[int]:
     """``N_l = floor(N_min * b^l)`` with ``b = exp((ln N_max - ln N_min) / (L - 1))``
     (Müller et al. 2022, eqs. 2-3)."""
     if num_levels == 1:

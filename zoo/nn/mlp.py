@@ -49,7 +49,9 @@ class MLP(nn.Module):
                 f"invalid MLP: in_dim={in_dim}, hidden_dim={hidden_dim}, num_layers={num_layers}"
             )
         if activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+            raise ValueError(
+                f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}"
+            )
         if num_layers == 0 and out_dim is None:
             raise ValueError("an MLP with no hidden layer needs an out_dim")
         self.in_dim = in_dim

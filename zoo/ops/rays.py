@@ -53,7 +53,9 @@ def generate_rays(cameras: Cameras, normalize: bool = False) -> tuple[Tensor, Te
     b, h, w = len(cameras), cameras.height, cameras.width
     dev = cameras.c2w.device
     cam, py, px = torch.meshgrid(
-        torch.arange(b, device=dev), torch.arange(h, device=dev), torch.arange(w, device=dev),
+        torch.arange(b, device=dev),
+        torch.arange(h, device=dev),
+        torch.arange(w, device=dev),
         indexing="ij",
     )
     o, d = rays_for_pixels(cameras, cam.reshape(-1), px.reshape(-1), py.reshape(-1), normalize)

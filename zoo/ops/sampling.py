@@ -120,7 +120,9 @@ def importance_samples(
     cdf_lo, cdf_hi = cdf.gather(1, below), cdf.gather(1, above)
     bin_lo, bin_hi = bins.gather(1, below), bins.gather(1, above)
     denom = cdf_hi - cdf_lo
-    frac = torch.where(denom < 1e-12, torch.zeros_like(denom), (u - cdf_lo) / denom.clamp_min(1e-12))
+    frac = torch.where(
+        denom < 1e-12, torch.zeros_like(denom), (u - cdf_lo) / denom.clamp_min(1e-12)
+    )
     samples = bin_lo + frac * (bin_hi - bin_lo)
     return torch.sort(samples, dim=-1).values
 

@@ -40,8 +40,9 @@ def exponential_decay(
     (``run_nerf.py``: Keras ExponentialDecay with ``decay_steps = lrate_decay * 1000``, not
     staircase; the Blender paper config has ``lrate_decay = 500``)."""
     if decay_steps < 1 or not 0.0 < decay_rate <= 1.0:
-        raise ValueError(f"need decay_steps >= 1 and 0 < decay_rate <= 1, got {decay_steps}, "
-                         f"{decay_rate}")
+        raise ValueError(
+            f"need decay_steps >= 1 and 0 < decay_rate <= 1, got {decay_steps}, {decay_rate}"
+        )
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: decay_rate ** (step / decay_steps)
     )
@@ -105,7 +106,12 @@ class RadianceFieldModel(ZooModel):
             raise ValueError(f"{self.name}: need 0 <= near < far, got {near}, {far}")
         bg = [float(c) for c in info["background"]]
         lo, hi = [float(c) for c in info["bbox_min"]], [float(c) for c in info["bbox_max"]]
-        if len(bg) != 3 or len(lo) != 3 or len(hi) != 3 or not all(a < b for a, b in zip(lo, hi)):
+        if (
+            len(bg) != 3
+            or len(lo) != 3
+            or len(hi) != 3
+            or not all(a < b for a, b in zip(lo, hi, strict=True))
+        ):
             raise ValueError(
                 f"{self.name}: need 3-value background and bbox_min < bbox_max, got {bg}, {lo}, "
                 f"{hi}"
@@ -146,7 +152,9 @@ class RadianceFieldModel(ZooModel):
     def _train_on_batch(self, batch: dict[str, Tensor], step: int) -> tuple[Tensor, Tensor]:
         for key in ("origins", "directions", "rgb"):
             if key not in batch:
-                raise ValueError(f"{self.name}: training batch has no {key!r} (got {sorted(batch)})")
+                raise ValueError(
+                    f"{self.name}: training batch has no {key!r} (got {sorted(batch)})"
+                )
         self.before_train_step(step)
         out = self.render_rays(batch["origins"], batch["directions"], perturb=True)
         loss = self.photometric_loss(out, batch["rgb"])
@@ -224,14 +232,21 @@ class RadianceFieldModel(ZooModel):
         model.eval()
         try:
             grid = evaluate_grid(
-                model.mesh_density, resolution, model.bbox_min, model.bbox_max,
-                chunk=65536, device=model.device_,
+                model.mesh_density,
+                resolution,
+                model.bbox_min,
+                model.bbox_max,
+                chunk=65536,
+                device=model.device_,
             )
         finally:
             model.train(was_training)
         return marching_cubes(
-            grid, level=model.density_threshold, bbox_min=model.bbox_min,
-            bbox_max=model.bbox_max, inside="above",
+            grid,
+            level=model.density_threshold,
+            bbox_min=model.bbox_min,
+            bbox_max=model.bbox_max,
+            inside="above",
         )
 
     def fresh_copy(self) -> RadianceFieldModel:
@@ -274,8 +289,7 @@ class RadianceFieldModel(ZooModel):
         b, h, w = images.shape[:3]
         if images.shape[-1] != 3 or len(cameras) != b:
             raise ValueError(
-                f"images must be (B, H, W, 3) for {len(cameras)} cameras, got "
-                f"{tuple(images.shape)}"
+                f"images must be (B, H, W, 3) for {len(cameras)} cameras, got {tuple(images.shape)}"
             )
         dev = self.device_
         cameras, images = cameras.to(dev), images.to(dev)

@@ -64,9 +64,7 @@ class HashField(nn.Module):
         self.encoding = encoding
         self.density_net = MLP(encoding.out_dim, hidden_dim, density_layers, 1 + geo_feat_dim)
         self.dir_enc = SphericalHarmonicsEncoding(sh_degree)
-        self.colour_net = MLP(
-            1 + geo_feat_dim + self.dir_enc.out_dim, hidden_dim, colour_layers, 3
-        )
+        self.colour_net = MLP(1 + geo_feat_dim + self.dir_enc.out_dim, hidden_dim, colour_layers, 3)
         self.register_buffer("bbox_min", torch.tensor(bbox_min, dtype=torch.float32), False)
         self.register_buffer("bbox_max", torch.tensor(bbox_max, dtype=torch.float32), False)
 

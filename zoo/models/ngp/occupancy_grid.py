@@ -55,7 +55,8 @@ class OccupancyGrid(nn.Module):
         super().__init__()
         if not 1 <= resolution <= 256 or not 0.0 < decay <= 1.0 or update_every < 1:
             raise ValueError(
-                f"need 1 <= resolution <= 256, 0 < decay <= 1, update_every >= 1; got {resolution}, "
+                f"need 1 <= resolution <= 256, 0 < decay <= 1, update_every >= 1; got "
+                f"{resolution}, "
                 f"{decay}, {update_every}"
             )
         if not 0.0 < update_fraction <= 1.0 or opacity_threshold <= 0.0:
