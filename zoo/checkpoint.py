@@ -139,11 +139,26 @@ def load_model(
     Returns:
         (model, meta) where meta is the checkpoint's ``"zoo"`` field.
     """
-    from hydra.utils import instantiate
-
     path = Path(path)
     ckpt = read_checkpoint(path, map_location=map_location)
     meta = zoo_meta(ckpt, path)
+    model = build_model(meta, ckpt["state_dict"], path, expect_model=expect_model)
+    return model.to(map_location), meta
+
+
+def build_model(
+    meta: dict[str, Any],
+    state_dict: dict[str, torch.Tensor],
+    path: str | Path,
+    expect_model: str | None = None,
+) -> Any:
+    """Instantiate the model a checkpoint's ``"zoo"`` field describes and load its weights.
+
+    Shared by checkpoints and pretrained weight files. Floating-point tensors stored at a lower
+    precision (pretrained files may keep float16) are cast to the model's own dtype.
+    """
+    from hydra.utils import instantiate
+
     if expect_model is not None and meta["model_name"] != expect_model:
         raise CheckpointError(
             path, f"checkpoint of model {meta['model_name']!r}, expected {expect_model!r}"
@@ -157,12 +172,19 @@ def load_model(
             f"{model.name!r}",
         )
     model.configure_from_data(meta["data_info"])
+    own = model.state_dict()
+    state = {
+        k: v.to(own[k].dtype)
+        if k in own and v.is_floating_point() and own[k].is_floating_point()
+        else v
+        for k, v in state_dict.items()
+    }
     try:
-        model.load_state_dict(ckpt["state_dict"], strict=True)
+        model.load_state_dict(state, strict=True)
     except RuntimeError as e:
         raise CheckpointError(
             path, f"weights do not fit model {model.name!r}: {str(e).splitlines()[0]}"
         ) from None
     model.zoo_meta = meta
     model.eval()
-    return model.to(map_location), meta
+    return model

@@ -1,7 +1,10 @@
 """``python -m zoo.eval ckpt=<path> [data=...]``: score a checkpoint with the shared suite.
 
-Prints the metrics and writes them as JSON next to the checkpoint (``<ckpt>.metrics.json``,
-or ``out=<path>``). Without ``data=`` the checkpoint's own training data config is used.
+``python -m zoo.eval pretrained=<name>`` scores an entry of the pretrained registry (see
+``python -m zoo.pretrained list``) instead. Prints the metrics and writes them as JSON next to
+the checkpoint (``<ckpt>.metrics.json``; for a pretrained entry
+``outputs/pretrained/<name>.metrics.json``), or to ``out=<path>``. Without ``data=`` the
+model's own training data config is used.
 """
 
 from __future__ import annotations
@@ -20,11 +23,25 @@ from zoo.evaluation import evaluate, format_metrics
 
 def run_eval(cfg: DictConfig) -> dict[str, Any]:
     quiet_lightning()
-    if not cfg.get("ckpt"):
-        fail("give a checkpoint: python -m zoo.eval ckpt=<path>")
-    ckpt = Path(cfg.ckpt)
+    if bool(cfg.get("ckpt")) == bool(cfg.get("pretrained")):
+        fail(
+            "give a checkpoint or a pretrained name: python -m zoo.eval ckpt=<path> | "
+            "pretrained=<name>"
+        )
     try:
-        model, meta = load_model(ckpt, map_location=pick_device(cfg.device))
+        if cfg.get("pretrained"):
+            from zoo.pretrained import PretrainedError, load_pretrained
+
+            try:
+                model, meta, _ = load_pretrained(
+                    str(cfg.pretrained), map_location=pick_device(cfg.device), with_meta=True
+                )
+            except PretrainedError as e:
+                fail(str(e))
+            ckpt = Path("outputs") / "pretrained" / str(cfg.pretrained)
+        else:
+            ckpt = Path(cfg.ckpt)
+            model, meta = load_model(ckpt, map_location=pick_device(cfg.device))
     except CheckpointError as e:
         fail(str(e))
     data_cfg = cfg.get("data") or OmegaConf.create(meta.get("data_cfg"))

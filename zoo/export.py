@@ -55,19 +55,28 @@ def orbit_cameras(
     elevation_deg: float = 25.0,
     fov_deg: float = 40.0,
     device: torch.device | str = "cpu",
+    up_axis: str = "z",
 ) -> Cameras:
-    """n cameras on a ring around the origin (world up +z), looking at the origin."""
+    """n cameras on a ring around the origin, looking at it, with world up ``up_axis``: "z" for
+    radiance scenes (Blender frame), "y" for shapes in the ShapeNet frame."""
+    if up_axis not in ("y", "z"):
+        raise ValueError(f"up_axis must be 'y' or 'z', got {up_axis!r}")
     az = torch.linspace(0, 2 * math.pi, n + 1)[:-1]
     el = math.radians(elevation_deg)
-    eye = torch.stack(
-        [
-            radius * math.cos(el) * torch.cos(az),
-            radius * math.cos(el) * torch.sin(az),
-            torch.full_like(az, radius * math.sin(el)),
-        ],
-        dim=-1,
-    )
-    return Cameras.from_fov(look_at(eye), size, size, math.radians(fov_deg)).to(device)
+    ring_a = radius * math.cos(el) * torch.cos(az)
+    ring_b = radius * math.cos(el) * torch.sin(az)
+    height = torch.full_like(az, radius * math.sin(el))
+    if up_axis == "z":
+        eye, up = torch.stack([ring_a, ring_b, height], dim=-1), torch.tensor([0.0, 0.0, 1.0])
+    else:
+        eye, up = torch.stack([ring_b, height, ring_a], dim=-1), torch.tensor([0.0, 1.0, 0.0])
+    c2w = look_at(eye, up=up)
+    return Cameras.from_fov(c2w, size, size, math.radians(fov_deg)).to(device)
+
+
+def up_axis_of(model: Representation) -> str:
+    """World up of a model's shapes: radiance scenes are +Z up, shape datasets +Y up."""
+    return "z" if model.kind == "radiance" else "y"
 
 
 def export_turntable(
@@ -82,7 +91,7 @@ def export_turntable(
     """A turntable GIF (or MP4 by suffix, if an encoder is installed) of ``shape``."""
     import imageio.v3 as iio
 
-    cams = orbit_cameras(n_frames, size, radius, device=model.device_)
+    cams = orbit_cameras(n_frames, size, radius, device=model.device_, up_axis=up_axis_of(model))
     frames = []
     with torch.no_grad():
         for i in range(0, n_frames, 8):

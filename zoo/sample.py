@@ -1,7 +1,9 @@
 """``python -m zoo.sample ckpt=<path> n=8 out=<dir>``: write generated shapes to files.
 
-For each of the n shapes: the mesh as OBJ / PLY / GLB, surface points as PLY, and a PNG with
-four rendered views; plus ``grid.png`` with the first view of every shape.
+For each of the n shapes: the mesh as OBJ / PLY / GLB, surface points as PLY, a PNG with four
+rendered views and (``turntable=true``) a turntable GIF (or MP4 with ``turntable_format=mp4``
+where an encoder is installed); plus ``grid.png`` with the first view of every shape. For a
+radiance model (NeRF, NGP) the one "sample" is its fitted scene.
 """
 
 from __future__ import annotations
@@ -14,7 +16,15 @@ from omegaconf import DictConfig
 
 from zoo.checkpoint import CheckpointError, load_model
 from zoo.cli_utils import CONF_DIR, fail, pick_device, quiet_lightning
-from zoo.export import export_image, export_mesh, export_points, image_grid, orbit_cameras
+from zoo.export import (
+    export_image,
+    export_mesh,
+    export_points,
+    export_turntable,
+    image_grid,
+    orbit_cameras,
+    up_axis_of,
+)
 
 
 def run_sample(cfg: DictConfig) -> list[Path]:
@@ -28,7 +38,9 @@ def run_sample(cfg: DictConfig) -> list[Path]:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     shapes = model.sample(int(cfg.n), seed=cfg.get("seed"))
-    cams = orbit_cameras(4, size=int(cfg.render_size), device=model.device_)
+    cams = orbit_cameras(
+        4, size=int(cfg.render_size), device=model.device_, up_axis=up_axis_of(model)
+    )
     written: list[Path] = []
     firsts = []
     for i, shape in enumerate(shapes):
@@ -45,6 +57,16 @@ def run_sample(cfg: DictConfig) -> list[Path]:
             views = model.render(shape, cams).clamp(0, 1).cpu()
         firsts.append(views[0])
         written.append(export_image(image_grid(list(views), 4), stem.with_suffix(".png")))
+        if cfg.get("turntable"):
+            written.append(
+                export_turntable(
+                    model,
+                    shape,
+                    stem.with_name(f"{stem.name}_turntable.{cfg.turntable_format}"),
+                    n_frames=int(cfg.turntable_frames),
+                    size=int(cfg.turntable_size),
+                )
+            )
     written.append(export_image(image_grid(firsts, min(len(firsts), 4)), out / "grid.png"))
     for p in written:
         print(f"wrote {p}")

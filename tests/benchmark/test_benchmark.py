@@ -1,0 +1,120 @@
+"""``python -m zoo.benchmark`` end to end on a tiny budget: every output file, consistent rows."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bench")
+    out = tmp / "out"
+    args = [
+        sys.executable,
+        "-m",
+        "zoo.benchmark",
+        f"hydra.searchpath=[file://{REPO}/tests/conf]",
+        "models=[tiny_points,nerf]",
+        f"data.root={tmp}/synth",
+        "data.categories=[chair,mug]",
+        "data.shapes_per_category=6",
+        "data.image_size=24",
+        "data.batch_size=4",
+        "trainer.max_steps=30",
+        "trainer.val_check_interval=30",
+        "eval.max_shapes=3",
+        "eval.n_points=512",
+        "eval.mesh_resolution=24",
+        f"hydra.run.dir={out}",
+    ]
+    env = dict(os.environ, ZOO_TRUSTED_MODULES="tests.helpers.", PYTHONWARNINGS="ignore")
+    proc = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out, proc
+
+
+def test_writes_every_output(bench):
+    out, _ = bench
+    for name in ("results.json", "results.csv", "results.md", "report.html"):
+        assert (out / name).is_file(), name
+    assert list((out / "plots").glob("bar_*.png"))
+    assert list((out / "plots").glob("quality_vs_time_*.png"))
+    html = (out / "report.html").read_text()
+    for thumb in ("thumbs/tiny_points.png", "thumbs/nerf.png", "thumbs/ground_truth.png"):
+        assert thumb in html and (out / thumb).is_file(), thumb
+    assert "squared Euclidean" in html  # conventions are stated
+
+
+def test_rows_have_every_metric_group(bench):
+    out, _ = bench
+    results = {r["model"]: r for r in json.loads((out / "results.json").read_text())["results"]}
+    assert set(results) == {"tiny_points", "nerf"}
+    tiny, nerf = results["tiny_points"]["metrics"], results["nerf"]["metrics"]
+    for key in (
+        "recon/chamfer_l2",
+        "recon/fscore@0.01",
+        "gen/1nna_cd",
+        "show/psnr",
+        "show/mask_iou",
+        "cost/params_m",
+        "cost/weights_mb",
+        "cost/train_min",
+        "cost/sample_s",
+        "cost/peak_mb",
+    ):
+        assert key in tiny and math.isfinite(tiny[key]), key
+    for key in ("view/psnr", "show/psnr", "show/ssim", "cost/train_min"):
+        assert key in nerf and math.isfinite(nerf[key]), key
+    # Same scene, same held-out cameras: the benchmark's own render agrees with the evaluator.
+    assert abs(nerf["show/psnr"] - nerf["view/psnr"]) < 1e-3
+    # Both rows are scored on the same showcase shape.
+    assert results["tiny_points"]["showcase"] == results["nerf"]["showcase"]
+    split = json.loads((out.parent / "synth" / "ShapeNetCore.v2" / "split.json").read_text())
+    n_test = sum(len(s["test"]) for s in split.values())
+    assert results["tiny_points"]["recon_shapes"] == min(3, n_test)
+    assert results["nerf"]["recon_shapes"] == 1
+
+
+def test_table_and_csv_match_json(bench):
+    out, _ = bench
+    results = json.loads((out / "results.json").read_text())["results"]
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert [r["model"] for r in rows] == [r["model"] for r in results]
+    for row, res in zip(rows, results, strict=True):
+        assert float(row["show/psnr"]) == pytest.approx(res["metrics"]["show/psnr"])
+    md = (out / "results.md").read_text()
+    psnr = results[0]["metrics"]["show/psnr"]
+    assert f"{psnr:.2f}" in md and md.count("\n|") >= 3
+
+
+def test_collect_merges_result_files(bench, tmp_path):
+    out, _ = bench
+    env = dict(os.environ, ZOO_TRUSTED_MODULES="tests.helpers.")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "zoo.benchmark",
+            f"collect={out}/models",
+            f"hydra.run.dir={tmp_path}/c",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    merged = json.loads((out / "models" / "results.json").read_text())["results"]
+    assert sorted(r["model"] for r in merged) == ["nerf", "tiny_points"]

@@ -1,0 +1,242 @@
+"""The benchmark's outputs: results.json, results.csv, a Markdown table, plots and an HTML page.
+
+Every number comes from the per-model ``result.json`` files written by the benchmark runs; this
+module only formats them, and states every metric's convention next to the table.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+# (key in a result's "metrics", column title, scale, format); None scale = as is.
+COLUMNS: list[tuple[str, str, float, str]] = [
+    ("recon/chamfer_l2", "CD-L2 x1e3", 1e3, "{:.3f}"),
+    ("recon/fscore@0.01", "F@0.01", 1.0, "{:.3f}"),
+    ("recon/normal_consistency", "NC", 1.0, "{:.3f}"),
+    ("recon/iou", "IoU", 1.0, "{:.3f}"),
+    ("gen/mmd_cd", "MMD-CD x1e3", 1e3, "{:.3f}"),
+    ("gen/cov_cd", "COV-CD", 1.0, "{:.3f}"),
+    ("gen/1nna_cd", "1-NNA-CD", 1.0, "{:.3f}"),
+    ("show/chamfer_l2", "show CD-L2 x1e3", 1e3, "{:.3f}"),
+    ("show/psnr", "PSNR dB", 1.0, "{:.2f}"),
+    ("show/ssim", "SSIM", 1.0, "{:.3f}"),
+    ("show/mask_iou", "mask IoU", 1.0, "{:.3f}"),
+    ("cost/params_m", "params M", 1.0, "{:.3f}"),
+    ("cost/weights_mb", "weights MB", 1.0, "{:.2f}"),
+    ("cost/train_min", "train min", 1.0, "{:.1f}"),
+    ("cost/sample_s", "sample s", 1.0, "{:.2f}"),
+    ("cost/peak_mb", "peak MB", 1.0, "{:.0f}"),
+]
+
+CONVENTIONS = [
+    "Shapes are in ShapeNet v2 normalisation (bounding-box centre at the origin, bounding-box "
+    "diagonal 1); no rescaling before any metric.",
+    "CD-L2: Chamfer distance with squared Euclidean distances, the sum of the two directional "
+    "means (PointFlow / PyTorch3D convention), between 2048-point clouds; shown x1e3.",
+    "F@0.01: F-score at a Euclidean distance tau = 0.01 (strict <), 2048 points each side.",
+    "NC: normal consistency, mean |cos| between each point's normal and its nearest "
+    "neighbour's normal, both directions averaged.",
+    "IoU: voxel IoU at the data's voxel resolution (32^3), for models trained on voxels.",
+    "Reconstruction columns (CD-L2, F, NC, IoU): shape models reconstruct each held-out shape "
+    "(n = 'recon shapes') from their own input form; radiance models (per-scene) are scored "
+    "on the mesh marching-cubed from their density field (n = 1, the showcase shape).",
+    "MMD / COV / 1-NNA (PointFlow's definitions, Chamfer as the distance, no normalisation "
+    "inside): as many samples as held-out reference shapes; 1-NNA ideal is 0.5, lower is "
+    "better down to 0.5.",
+    "show *: the showcase shape (the first held-out shape of the showcase category), the same "
+    "for every model, rendered by the same held-out cameras. Radiance models are compared "
+    "with the colour ground-truth renders; the others (no colour) are ray-cast with grey "
+    "shading and compared with the ground-truth mesh ray-cast the same way. PSNR: images in "
+    "[0, 1] on a white background, mean of per-view PSNR. SSIM: 11x11 Gaussian window, sigma "
+    "1.5. mask IoU: rendered opacity > 0.5 vs the ground-truth silhouette.",
+    "Cost: parameters; the weights file (safetensors, float32 unless the pretrained entry "
+    "stores float16); training wall time; time to sample one shape and mesh it (marching "
+    "cubes at the evaluation resolution where the model is implicit); peak resident memory "
+    "of the training process (CPU) or peak CUDA memory on a GPU.",
+]
+
+
+def _cell(value: Any, scale: float, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return fmt.format(value * scale)
+
+
+def flat(result: dict[str, Any]) -> dict[str, Any]:
+    """One row: model, kind, source and every metric key."""
+    row = {
+        "model": result["model"],
+        "kind": result.get("kind"),
+        "source": result.get("source"),
+        "recon_shapes": result.get("recon_shapes"),
+        "device": result.get("device"),
+    }
+    row.update(result.get("metrics", {}))
+    return row
+
+
+def markdown_table(results: list[dict[str, Any]]) -> str:
+    cols = [c for c in COLUMNS if any(c[0] in r.get("metrics", {}) for r in results)]
+    head = ["model", "kind", "recon shapes"] + [c[1] for c in cols]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        m = r.get("metrics", {})
+        cells = [r["model"], str(r.get("kind", "")), str(r.get("recon_shapes", ""))]
+        cells += [_cell(m.get(key), scale, fmt) for key, _, scale, fmt in cols]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_csv(results: list[dict[str, Any]], path: Path) -> None:
+    rows = [flat(r) for r in results]
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        for row in rows:
+            w.writerow({k: row.get(k, "") for k in keys})
+
+
+def plots(results: list[dict[str, Any]], folder: Path) -> list[Path]:
+    """A bar chart per metric, and quality against training time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    names = [r["model"] for r in results]
+    for key, title, scale, _ in COLUMNS:
+        vals = [r.get("metrics", {}).get(key) for r in results]
+        if all(v is None or (isinstance(v, float) and math.isnan(v)) for v in vals):
+            continue
+        ys = [float("nan") if v is None else v * scale for v in vals]
+        fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
+        ax.bar(names, ys, color="#4a7ab5")
+        ax.set_title(title)
+        ax.tick_params(axis="x", rotation=20)
+        fig.tight_layout()
+        path = folder / f"bar_{key.replace('/', '_').replace('@', '_at_')}.png"
+        fig.savefig(path)
+        plt.close(fig)
+        written.append(path)
+    for key, title in (("show/psnr", "showcase PSNR (dB)"), ("recon/chamfer_l2", "CD-L2")):
+        pts = [
+            (r["model"], r["metrics"].get("cost/train_min"), r["metrics"].get(key)) for r in results
+        ]
+        pts = [p for p in pts if p[1] is not None and p[2] is not None and not math.isnan(p[2])]
+        if not pts:
+            continue
+        fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+        for name, x, y in pts:
+            ax.scatter([x], [y])
+            ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4))
+        ax.set_xlabel("training wall time (min)")
+        ax.set_ylabel(title)
+        if key == "recon/chamfer_l2":
+            ax.set_yscale("log")
+        ax.set_title(f"{title} vs training time")
+        fig.tight_layout()
+        path = folder / f"quality_vs_time_{key.split('/')[-1]}.png"
+        fig.savefig(path)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def write_html(
+    results: list[dict[str, Any]], out_dir: Path, plot_files: list[Path], command: str
+) -> Path:
+    """A self-contained page (images referenced relatively) with the table, thumbnails of every
+    model on the showcase shape, plots and conventions."""
+    table = _html_table(results)
+    thumbs = []
+    gt = out_dir / "thumbs" / "ground_truth.png"
+    if gt.is_file():
+        thumbs.append(_figure("thumbs/ground_truth.png", "ground truth (colour)"))
+    gt_grey = out_dir / "thumbs" / "ground_truth_grey.png"
+    if gt_grey.is_file():
+        thumbs.append(_figure("thumbs/ground_truth_grey.png", "ground truth (grey)"))
+    for r in results:
+        t = r.get("thumbnail")
+        if t and (out_dir / t).is_file():
+            thumbs.append(_figure(t, f"{r['model']} ({r.get('kind', '')})"))
+    show = results[0].get("showcase", {}) if results else {}
+    plots_html = "".join(
+        f'<img src="{html.escape(p.relative_to(out_dir).as_posix())}" alt="{p.stem}">'
+        for p in plot_files
+    )
+    conv = "".join(f"<li>{html.escape(c)}</li>" for c in CONVENTIONS)
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>zoo benchmark</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 24px; color: #222; }}
+table {{ border-collapse: collapse; font-size: 13px; }}
+th, td {{ border: 1px solid #ccc; padding: 4px 7px; text-align: right; }}
+th {{ background: #eef2f7; }} td:first-child, td:nth-child(2) {{ text-align: left; }}
+.thumbs {{ display: flex; flex-wrap: wrap; gap: 12px; }}
+figure {{ margin: 0; text-align: center; font-size: 13px; }}
+figure img {{ width: 160px; height: 160px; image-rendering: auto; border: 1px solid #ddd; }}
+.plots img {{ max-width: 440px; margin: 4px; }}
+code {{ background: #f4f4f4; padding: 1px 4px; }}
+</style></head><body>
+<h1>zoo benchmark</h1>
+<p>Command: <code>{html.escape(command)}</code></p>
+<h2>Results</h2>
+{table}
+<h2>The same held-out shape, every model</h2>
+<p>Showcase shape: {html.escape(str(show.get("category", "")))}
+<code>{html.escape(str(show.get("model_id", "")))}</code> (test split), first held-out view.</p>
+<div class="thumbs">{"".join(thumbs)}</div>
+<h2>Plots</h2><div class="plots">{plots_html}</div>
+<h2>Conventions</h2><ul>{conv}</ul>
+</body></html>
+"""
+    path = out_dir / "report.html"
+    path.write_text(page)
+    return path
+
+
+def _figure(src: str, caption: str) -> str:
+    return (
+        f'<figure><img src="{html.escape(src)}" alt="{html.escape(caption)}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
+
+
+def _html_table(results: list[dict[str, Any]]) -> str:
+    cols = [c for c in COLUMNS if any(c[0] in r.get("metrics", {}) for r in results)]
+    head = "".join(f"<th>{html.escape(t)}</th>" for t in ["model", "kind", "recon shapes"])
+    head += "".join(f"<th>{html.escape(c[1])}</th>" for c in cols)
+    rows = []
+    for r in results:
+        m = r.get("metrics", {})
+        cells = [r["model"], str(r.get("kind", "")), str(r.get("recon_shapes", ""))]
+        cells += [_cell(m.get(key), scale, fmt) for key, _, scale, fmt in cols]
+        rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def write_report(results: list[dict[str, Any]], out_dir: Path, command: str) -> dict[str, Path]:
+    """Every output file of the benchmark for ``results`` (one dict per model)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {"json": out_dir / "results.json", "csv": out_dir / "results.csv"}
+    files["json"].write_text(
+        json.dumps({"command": command, "conventions": CONVENTIONS, "results": results}, indent=2)
+    )
+    write_csv(results, files["csv"])
+    md = markdown_table(results)
+    files["md"] = out_dir / "results.md"
+    files["md"].write_text(f"Command: `{command}`\n\n{md}\n")
+    plot_files = plots(results, out_dir / "plots")
+    files["html"] = write_html(results, out_dir, plot_files, command)
+    return files
+
+
+__all__ = ["COLUMNS", "CONVENTIONS", "markdown_table", "write_report"]

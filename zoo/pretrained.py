@@ -1,0 +1,400 @@
+"""Pretrained weights: a registry of trained models that load without running any pickled code.
+
+The registry (``zoo/weights/registry.yaml``) maps a name to a weights file (a path relative to
+``zoo/weights/``, an absolute path, or a URL fetched once into torch.hub's cache), its sha256,
+the command and resolved config it was trained with, the training cost, and the metrics of the
+shipped weights under a recorded evaluation setting, so that anyone can check them
+(``tests/test_pretrained.py`` does, for every entry).
+
+Weights files are safetensors: tensors plus a JSON ``"zoo"`` metadata field (model name, Hydra
+config, data info) -- nothing in them is executable. Floating-point tensors may be stored as
+float16 to keep files small; they are cast back to the model's dtype on load, and the recorded
+metrics are those of the stored (rounded) weights.
+
+    python -m zoo.pretrained list
+    python -m zoo.pretrained export --ckpt outputs/ngp/.../last.ckpt --name ngp-synth-chair
+    python -m zoo.eval pretrained=ngp-synth-chair
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zoo.checkpoint import CheckpointError, build_model
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+REGISTRY_FILE = WEIGHTS_DIR / "registry.yaml"
+FORMAT = "zoo-weights-1"
+MAX_FILE_BYTES = 5 * 1024 * 1024
+
+
+class PretrainedError(ValueError):
+    """A registry entry or weights file that cannot be used; names the entry/file and why."""
+
+
+@dataclass
+class PretrainedEntry:
+    """One registry entry (see the module docstring)."""
+
+    name: str
+    model: str
+    file: str
+    sha256: str
+    url: str | None = None
+    command: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    stored_dtype: str = "float32"
+    train: dict[str, Any] = field(default_factory=dict)
+    eval: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    @classmethod
+    def from_dict(cls, name: str, d: Any, source: Path) -> PretrainedEntry:
+        if not isinstance(d, dict):
+            raise PretrainedError(f"{source}: entry {name!r} must be a mapping")
+        for key in ("model", "file", "sha256"):
+            if not isinstance(d.get(key), str) or not d[key]:
+                raise PretrainedError(
+                    f"{source}: entry {name!r}: field {key!r} is missing or not a string"
+                )
+        known = set(cls.__dataclass_fields__) - {"name"}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise PretrainedError(f"{source}: entry {name!r}: unknown fields {unknown}")
+        return cls(name=name, **d)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "name"}
+        return {k: v for k, v in d.items() if v not in (None, "", {}, [])}
+
+
+def read_registry(path: str | Path | None = None) -> dict[str, PretrainedEntry]:
+    """The entries of ``path`` (default: the shipped registry) by name."""
+    from omegaconf import OmegaConf
+
+    path = Path(path) if path is not None else REGISTRY_FILE
+    if not path.is_file():
+        return {}
+    try:
+        raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False) or {}
+    except Exception as e:  # noqa: BLE001  (YAML errors of several kinds)
+        raise PretrainedError(f"{path}: not a readable registry: {e}") from None
+    if not isinstance(raw, dict):
+        raise PretrainedError(f"{path}: a registry is a mapping of name -> entry")
+    return {str(k): PretrainedEntry.from_dict(str(k), v, path) for k, v in raw.items()}
+
+
+def list_pretrained(registry: str | Path | None = None) -> list[str]:
+    """Names of the registry's entries."""
+    return sorted(read_registry(registry))
+
+
+def get_entry(name: str, registry: str | Path | None = None) -> PretrainedEntry:
+    entries = read_registry(registry)
+    if name not in entries:
+        known = ", ".join(sorted(entries)) or "none"
+        raise PretrainedError(f"no pretrained model {name!r} (known: {known})")
+    return entries[name]
+
+
+def sha256_of(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def resolve_file(entry: PretrainedEntry) -> Path:
+    """The local weights file of ``entry``: the shipped/absolute path, or the URL downloaded
+    once into ``<torch.hub dir>/zoo/`` (only when a network exists)."""
+    local = Path(entry.file)
+    if not local.is_absolute():
+        local = WEIGHTS_DIR / local
+    if local.is_file():
+        return local
+    if not entry.url:
+        raise PretrainedError(f"{entry.name}: weights file {local} not found and no url given")
+    cached = Path(torch.hub.get_dir()) / "zoo" / Path(entry.file).name
+    if not cached.is_file():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            torch.hub.download_url_to_file(entry.url, str(cached), progress=True)
+        except Exception as e:  # noqa: BLE001  (network errors of many kinds)
+            raise PretrainedError(f"{entry.name}: could not fetch {entry.url}: {e}") from None
+    return cached
+
+
+def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(state_dict, zoo metadata) of a safetensors weights file; never unpickles anything."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            raw_meta = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(path, f"not a readable safetensors weights file: {e}") from None
+    if raw_meta.get("format") != FORMAT or "zoo" not in raw_meta:
+        raise CheckpointError(path, f"not a zoo weights file (metadata 'format' != {FORMAT!r})")
+    try:
+        meta = json.loads(raw_meta["zoo"])
+    except json.JSONDecodeError as e:
+        raise CheckpointError(path, f"metadata field 'zoo' is not JSON: {e}") from None
+    for key in ("model_name", "model_cfg", "data_info"):
+        if key not in meta:
+            raise CheckpointError(path, f"metadata field 'zoo.{key}' is missing")
+    return state, meta
+
+
+def write_weights(
+    model: Any, meta: dict[str, Any], path: str | Path, dtype: torch.dtype = torch.float32
+) -> Path:
+    """Write ``model``'s state dict (floating tensors as ``dtype``) and ``meta`` atomically."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    state = {
+        k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().cpu())
+        .contiguous()
+        .clone()
+        for k, v in model.state_dict().items()
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata={"format": FORMAT, "zoo": json.dumps(meta)})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_weights(
+    path: str | Path, map_location: Any = "cpu", expect_model: str | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """A ready model from a safetensors weights file, and its metadata."""
+    state, meta = read_weights(path)
+    model = build_model(meta, state, path, expect_model=expect_model)
+    return model.to(map_location), meta
+
+
+def load_pretrained(
+    name: str,
+    map_location: Any = "cpu",
+    registry: str | Path | None = None,
+    check_hash: bool = True,
+    with_meta: bool = False,
+) -> Any:
+    """The registry entry ``name`` as a ready :class:`~zoo.representation.Representation`
+    (``with_meta=True``: ``(model, meta, entry)``). The file's sha256 must match the registry
+    and its model must be the entry's model; otherwise it is refused."""
+    entry = get_entry(name, registry)
+    path = resolve_file(entry)
+    if check_hash:
+        digest = sha256_of(path)
+        if digest != entry.sha256:
+            raise PretrainedError(
+                f"{path}: sha256 {digest} does not match the registry's {entry.sha256} for "
+                f"{name!r}; the file was changed or is corrupt, refusing to load it"
+            )
+    model, meta = load_weights(path, map_location=map_location, expect_model=entry.model)
+    return (model, meta, entry) if with_meta else model
+
+
+def evaluate_pretrained(
+    name: str,
+    registry: str | Path | None = None,
+    eval_overrides: dict[str, Any] | None = None,
+    data_root: str | None = None,
+    out_dir: str | Path | None = None,
+) -> dict[str, float]:
+    """Metrics of entry ``name`` on the data it was trained on, with the entry's recorded
+    evaluation setting (or ``eval_overrides``)."""
+    model, meta, entry = load_pretrained(name, registry=registry, with_meta=True)
+    settings = dict(entry.eval.get("settings", {})) if eval_overrides is None else eval_overrides
+    return _evaluate(model, meta, settings, data_root, out_dir)
+
+
+def _evaluate(
+    model: Any,
+    meta: dict[str, Any],
+    settings: dict[str, Any],
+    data_root: str | None = None,
+    out_dir: str | Path | None = None,
+) -> dict[str, float]:
+    from hydra.utils import instantiate
+
+    from zoo.evaluation import EvalConfig, evaluate
+
+    data_cfg = dict(meta.get("data_cfg") or {})
+    if not data_cfg:
+        raise PretrainedError(f"{meta.get('model_name')}: no data config stored in the weights")
+    if data_root is not None:
+        data_cfg["root"] = data_root
+    dm = instantiate(data_cfg, form=model.data_form)
+    dm.prepare_data()
+    dm.setup("test")
+    cfg = EvalConfig(**{**settings, "save_images": out_dir is not None})
+    return evaluate(model, dm, cfg, out_dir=out_dir)
+
+
+def _metrics_close(got: float, want: float, rtol: float, atol: float) -> bool:
+    if math.isnan(want):
+        return math.isnan(got)
+    return abs(got - want) <= atol + rtol * abs(want)
+
+
+def compare_metrics(
+    got: dict[str, float], want: dict[str, float], rtol: float = 0.02, atol: float = 1e-4
+) -> list[str]:
+    """Keys of ``want`` whose value in ``got`` is missing or off by more than the tolerance."""
+    return [k for k, v in want.items() if k not in got or not _metrics_close(got[k], v, rtol, atol)]
+
+
+def _yaml_dump(entries: dict[str, PretrainedEntry], path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    body = OmegaConf.to_yaml(OmegaConf.create({n: e.to_dict() for n, e in entries.items()}))
+    header = (
+        "# Pretrained zoo weights (see zoo/pretrained.py). Written by\n"
+        "# `python -m zoo.pretrained export ...`; `file` is relative to this folder.\n"
+    )
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(header + body)
+    os.replace(tmp, path)
+
+
+def _time_file_stats(path: Path) -> dict[str, Any]:
+    """Wall time and peak RSS from a GNU ``/usr/bin/time -v`` report."""
+    stats: dict[str, Any] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line.startswith("Elapsed (wall clock) time"):
+            clock = line.rsplit(" ", 1)[-1].split(":")
+            secs = 0.0
+            for part in clock:
+                secs = secs * 60 + float(part)
+            stats["wall_s"] = round(secs, 1)
+        elif line.startswith("Maximum resident set size (kbytes)"):
+            stats["peak_rss_mb"] = round(int(line.rsplit(" ", 1)[-1]) / 1024, 1)
+        elif line.startswith("User time (seconds)"):
+            stats["user_cpu_s"] = float(line.rsplit(" ", 1)[-1])
+    return stats
+
+
+def export(
+    ckpt: str | Path,
+    name: str,
+    command: str,
+    half: bool | None = None,
+    time_file: str | Path | None = None,
+    settings: dict[str, Any] | None = None,
+    registry: str | Path | None = None,
+    description: str = "",
+) -> PretrainedEntry:
+    """Turn a training checkpoint into a registry entry: weights file, hash, training cost and
+    metrics of the stored weights (evaluated here with ``settings``)."""
+    from zoo.checkpoint import load_model
+
+    registry = Path(registry) if registry is not None else REGISTRY_FILE
+    model, meta = load_model(ckpt)
+    n_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    if half is None:
+        half = n_bytes > 0.9 * MAX_FILE_BYTES
+    dtype = torch.float16 if half else torch.float32
+    out = registry.parent / f"{name}.safetensors"
+    write_weights(model, meta, out, dtype)
+    size = out.stat().st_size
+    if size > MAX_FILE_BYTES:
+        out.unlink()
+        raise PretrainedError(f"{name}: weights file is {size / 2**20:.2f} MiB, over 5 MiB")
+    # The recorded metrics are those of the stored weights, re-read from the file.
+    stored, _ = load_weights(out, expect_model=meta["model_name"])
+    settings = dict(settings or {})
+    metrics = _evaluate(stored, meta, settings)
+    train: dict[str, Any] = {"global_step": int(_global_step(ckpt))}
+    train_metrics = Path(ckpt).with_suffix(".metrics.json")
+    if train_metrics.is_file():
+        train["metrics"] = json.loads(train_metrics.read_text())
+    if time_file is not None:
+        train.update(_time_file_stats(Path(time_file)))
+    entry = PretrainedEntry(
+        name=name,
+        model=meta["model_name"],
+        file=out.name,
+        sha256=sha256_of(out),
+        command=command,
+        config={"model": meta["model_cfg"], "data": meta.get("data_cfg")},
+        stored_dtype=str(dtype).removeprefix("torch."),
+        train=train,
+        eval={"settings": settings, "metrics": metrics},
+        description=description,
+    )
+    entries = read_registry(registry)
+    entries[name] = entry
+    _yaml_dump(dict(sorted(entries.items())), registry)
+    return entry
+
+
+def _global_step(ckpt: str | Path) -> int:
+    from zoo.checkpoint import read_checkpoint
+
+    return int(read_checkpoint(ckpt).get("global_step", -1))
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(
+        prog="python -m zoo.pretrained",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("list", help="list the registry's entries")
+    ex = sub.add_parser("export", help="add a trained checkpoint to the registry")
+    ex.add_argument("--ckpt", required=True)
+    ex.add_argument("--name", required=True)
+    ex.add_argument("--command", required=True, help="the training command, as run")
+    ex.add_argument("--half", action=argparse.BooleanOptionalAction, default=None)
+    ex.add_argument("--time-file", help="a /usr/bin/time -v report of the training run")
+    ex.add_argument("--max-shapes", type=int, default=4, help="evaluation setting recorded")
+    ex.add_argument("--description", default="")
+    ex.add_argument("--registry", default=None)
+    args = p.parse_args(argv)
+    try:
+        if args.cmd == "list":
+            for name, e in read_registry(args.registry).items():
+                print(f"{name:<28} {e.model:<10} {e.file}  ({e.command})")
+            return
+        entry = export(
+            args.ckpt,
+            args.name,
+            args.command,
+            half=args.half,
+            time_file=args.time_file,
+            settings={"max_shapes": args.max_shapes},
+            registry=args.registry,
+            description=args.description,
+        )
+    except (PretrainedError, CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(json.dumps(entry.to_dict()["eval"], indent=2))
+
+
+if __name__ == "__main__":
+    main()
