@@ -3,65 +3,240 @@
 With no other argument a model trains on its embedded default data (``data=synthshapes``),
 with a progress bar, TensorBoard + CSV logs and checkpoints in ``outputs/<model>/<time>/``,
 and ends by printing the shared metric suite and ``checkpoint: <path>``.
+
+Resuming: ``ckpt_path=last`` (or ``resume=true``) continues from this run directory's
+``checkpoints/last.ckpt`` (else the newest one of a sibling run of the same model), with the
+step count, optimiser and loop state restored, so a run killed at any moment and re-run with
+the same arguments plus ``resume=true`` ends at the same ``trainer.max_steps``. Checkpoints are
+written atomically (``zoo.checkpoint.AtomicCheckpointIO``), so a kill never leaves a
+half-written one.
+
+Errors in the inputs (data files, checkpoints, config values) end the command with one line
+``error: <file or field>: <problem>`` and exit status 2, before anything in the run directory
+is written; a NaN / infinite training loss stops training with exit status 3 and keeps the
+last good checkpoint (``zoo.callbacks.NonFiniteLossGuard``). ``HYDRA_FULL_ERROR=1`` shows the
+traceback instead.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
+import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import hydra
 import pytorch_lightning as pl
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 
-from zoo.checkpoint import AtomicCheckpointIO
-from zoo.cli_utils import CONF_DIR, quiet_lightning, write_json
+from zoo.callbacks import FinalCheckpoint, NonFiniteLossError
+from zoo.checkpoint import AtomicCheckpointIO, CheckpointError, read_checkpoint, zoo_meta
+from zoo.cli_utils import CONF_DIR, fail, quiet_lightning, write_json
+from zoo.data.io import DataError
 from zoo.evaluation import evaluate, format_metrics
 
 log = logging.getLogger(__name__)
 
+# Trainer arguments whose type is checked before anything runs (a wrong-typed override such as
+# trainer.max_steps=abc would otherwise fail deep inside Lightning, or not at all).
+_INT_FIELDS = ("max_steps", "max_epochs", "num_nodes", "log_every_n_steps", "num_sanity_val_steps")
+_INT_OR_NULL_FIELDS = ("check_val_every_n_epoch", "accumulate_grad_batches")
+_NUMBER_OR_NULL_FIELDS = (
+    "val_check_interval",
+    "limit_train_batches",
+    "limit_val_batches",
+    "limit_test_batches",
+    "gradient_clip_val",
+)
+# Failures of the inputs reported as one line (exit status 2).
+_INPUT_ERRORS = (DataError, CheckpointError, FileNotFoundError)
 
-def _instantiate_group(cfg: DictConfig | None) -> list[Any]:
+
+class ConfigError(ValueError):
+    """A config value of the wrong type or a config that cannot be instantiated; the message
+    names the field."""
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def check_config_types(cfg: DictConfig) -> None:
+    """Reject wrong-typed values of the fields this CLI and Lightning rely on.
+
+    Raises:
+        ConfigError: e.g. ``trainer.max_steps: expected an integer, got 'abc' (str)``.
+    """
+
+    def bad(key: str, want: str, v: Any) -> ConfigError:
+        return ConfigError(f"{key}: expected {want}, got {v!r} ({type(v).__name__})")
+
+    checks: list[tuple[str, Any, str]] = [
+        ("seed", cfg.get("seed"), "int_or_null"),
+        ("resume", cfg.get("resume", False), "bool"),
+    ]
+    trainer = cfg.get("trainer") or {}
+    checks += [(f"trainer.{k}", trainer.get(k), "int") for k in _INT_FIELDS if k in trainer]
+    checks += [
+        (f"trainer.{k}", trainer.get(k), "int_or_null") for k in _INT_OR_NULL_FIELDS if k in trainer
+    ]
+    checks += [
+        (f"trainer.{k}", trainer.get(k), "number_or_null")
+        for k in _NUMBER_OR_NULL_FIELDS
+        if k in trainer
+    ]
+    for key, v, kind in checks:
+        if kind == "bool" and not isinstance(v, bool):
+            raise bad(key, "true or false", v)
+        if kind == "int" and not _is_int(v):
+            raise bad(key, "an integer", v)
+        if kind == "int_or_null" and v is not None and not _is_int(v):
+            raise bad(key, "an integer or null", v)
+        if kind == "number_or_null" and v is not None and not _is_number(v):
+            raise bad(key, "a number or null", v)
+    ckpt = cfg.get("ckpt_path")
+    if ckpt is not None and not isinstance(ckpt, str):
+        raise bad("ckpt_path", "a path, 'last' or null", ckpt)
+
+
+def _instantiate(node: Any, where: str, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` whose argument errors name the config group in one line."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as e:
+        cause = e.__cause__
+        if isinstance(cause, _INPUT_ERRORS):
+            raise cause from None
+        if isinstance(cause, (ValueError, TypeError)):
+            raise ConfigError(f"{where}: {cause}") from e
+        raise
+
+
+def _instantiate_group(cfg: DictConfig | None, where: str) -> list[Any]:
     """Instantiate every entry of a group like ``callbacks`` or ``logger`` that has a target."""
     if not cfg:
         return []
-    return [instantiate(c) for c in cfg.values() if isinstance(c, DictConfig) and "_target_" in c]
+    return [
+        _instantiate(c, f"{where}.{k}")
+        for k, c in cfg.items()
+        if isinstance(c, DictConfig) and "_target_" in c
+    ]
 
 
-def _resolve_ckpt_path(ckpt_path: str | None, run_dir: Path) -> str | None:
-    """``last``: this run directory's ``last.ckpt``, else the newest one among sibling runs
-    (``outputs/<model>/*/``), so re-running the same command resumes."""
+def check_resume_checkpoint(path: str | Path, model_name: str) -> None:
+    """Refuse, before anything runs, a checkpoint that cannot resume ``model_name``: missing,
+    truncated, carrying a pickle payload (read with ``weights_only=True``, nothing in it runs),
+    not a zoo checkpoint, of another model, or without optimiser / loop state.
+
+    Raises:
+        CheckpointError: naming the file and the problem.
+    """
+    ckpt = read_checkpoint(path)
+    meta = zoo_meta(ckpt, path)
+    if meta["model_name"] != model_name:
+        raise CheckpointError(
+            path, f"checkpoint of model {meta['model_name']!r}, cannot resume model {model_name!r}"
+        )
+    missing = [k for k in ("optimizer_states", "loops", "global_step") if k not in ckpt]
+    if missing:
+        raise CheckpointError(
+            path, f"holds weights only (no {', '.join(missing)}): it cannot resume training"
+        )
+
+
+def resolve_ckpt_path(ckpt_path: str | None, run_dir: Path, model_name: str) -> str | None:
+    """The checkpoint to resume from, validated (:func:`check_resume_checkpoint`).
+
+    ``last``: this run directory's ``checkpoints/last.ckpt``, else the newest ``last.ckpt``
+    among sibling runs (``outputs/<model>/*/``) holding the same model, so re-running the same
+    command resumes; none at all: start from scratch. A path: that file.
+    """
     if ckpt_path in (None, "", "null"):
         return None
     if ckpt_path != "last":
         if not Path(ckpt_path).is_file():
-            raise FileNotFoundError(f"ckpt_path={ckpt_path}: no such checkpoint file")
+            raise CheckpointError(ckpt_path, "ckpt_path: no such checkpoint file")
+        check_resume_checkpoint(ckpt_path, model_name)
         return str(ckpt_path)
-    candidates = [run_dir / "checkpoints" / "last.ckpt"]
-    candidates += sorted(
+    own = run_dir / "checkpoints" / "last.ckpt"
+    if own.is_file():
+        check_resume_checkpoint(own, model_name)  # this run's own: any problem is an error
+        print(f"resuming from {own}")
+        return str(own)
+    siblings = sorted(
         run_dir.parent.glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime
     )[::-1]
-    for cand in candidates:
-        if cand.is_file():
-            log.warning("resuming from %s", cand)
-            print(f"resuming from {cand}")
-            return str(cand)
-    print(f"ckpt_path=last: no checkpoint under {run_dir.parent}; starting from scratch")
+    for cand in siblings:
+        try:
+            check_resume_checkpoint(cand, model_name)
+        except CheckpointError as e:
+            log.warning("not resuming from %s", e)
+            continue
+        print(f"resuming from {cand}")
+        return str(cand)
+    print(f"ckpt_path=last: no checkpoint of {model_name} under {run_dir.parent}; starting anew")
     return None
+
+
+@contextlib.contextmanager
+def data_lock(data_cfg: DictConfig) -> Iterator[None]:
+    """Serialise data preparation among the processes of one machine that use the same data.
+
+    ``torchrun`` / ``srun`` start one process per GPU, each running this script; without the
+    lock they would all generate the same ``data/`` files at once. With it the first builds
+    them and the others find them up to date. A no-op where ``fcntl`` is missing (Windows).
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    where = next((data_cfg.get(k) for k in ("root", "data_source", "path") if k in data_cfg), None)
+    key = str(Path(str(where)).resolve()) if where else str(OmegaConf.to_yaml(data_cfg))
+    digest = hashlib.sha1(key.encode()).hexdigest()[:16]
+    lock = Path(tempfile.gettempdir()) / f"zoo-data-{os.getuid()}-{digest}.lock"
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _checkpoint_dir(callbacks: list[Any], run_dir: Path) -> Path:
+    for cb in callbacks:
+        if isinstance(cb, ModelCheckpoint) and cb.dirpath:
+            return Path(cb.dirpath)
+    return run_dir / "checkpoints"
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train ``cfg.model`` on ``cfg.data``; returns the metrics and the checkpoint path."""
     quiet_lightning()
+    check_config_types(cfg)
     if cfg.get("seed") is not None:
         pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     run_dir = Path(cfg.run_dir)
-    model = instantiate(cfg.model)
-    datamodule = instantiate(cfg.data, form=model.data_form)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
+    model = _instantiate(cfg.model, "model")
+    ckpt_path = cfg.get("ckpt_path")
+    if cfg.get("resume") and ckpt_path in (None, "", "null"):
+        ckpt_path = "last"
+    resume_from = resolve_ckpt_path(ckpt_path, run_dir, model.name)
+    datamodule = _instantiate(cfg.data, "data", form=model.data_form)
+    with data_lock(cfg.data):
+        datamodule.prepare_data()
+        datamodule.setup("fit")
     info = datamodule.info()
     model.configure_from_data(info)
     model.zoo_meta = {
@@ -70,24 +245,30 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "data_choice": cfg.get("data_choice"),
     }
 
-    trainer: pl.Trainer = instantiate(
+    loggers = _instantiate_group(cfg.get("logger"), "logger")
+    callbacks = _instantiate_group(cfg.get("callbacks"), "callbacks")
+    if not loggers:  # nothing to log learning rates to (LearningRateMonitor would refuse)
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    final_ckpt = _checkpoint_dir(callbacks, run_dir) / "last.ckpt"
+    # The final weights and optimiser state (for resuming), whatever the save interval.
+    callbacks.append(FinalCheckpoint(final_ckpt))
+    trainer: pl.Trainer = _instantiate(
         cfg.trainer,
-        callbacks=_instantiate_group(cfg.get("callbacks")),
-        logger=_instantiate_group(cfg.get("logger")) or False,
+        "trainer",
+        callbacks=callbacks,
+        logger=loggers or False,
         plugins=[AtomicCheckpointIO()],
         default_root_dir=str(run_dir),
     )
-    trainer.fit(model, datamodule=datamodule, ckpt_path=_resolve_ckpt_path(cfg.ckpt_path, run_dir))
-
-    ckpt_cb = trainer.checkpoint_callback
-    ckpt_dir = Path(ckpt_cb.dirpath) if ckpt_cb is not None else run_dir / "checkpoints"
-    final_ckpt = ckpt_dir / "last.ckpt"
-    # The final weights (and optimiser state, for resuming), whatever the save interval.
-    trainer.save_checkpoint(final_ckpt, weights_only=False)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
+    if trainer.world_size == 1 and not final_ckpt.is_file():  # fit trained no step at all
+        trainer.save_checkpoint(final_ckpt, weights_only=False)
 
     metrics: dict[str, float] = {}
+    # Evaluation runs once: on global rank 0 (torchrun / SLURM), or in the launching process
+    # after ddp_spawn, which has received rank 0's weights.
     if trainer.is_global_zero:
-        eval_cfg = instantiate(cfg.eval)
+        eval_cfg = _instantiate(cfg.eval, "eval")
         metrics = evaluate(model, datamodule, eval_cfg, out_dir=run_dir)
         write_json(run_dir / "metrics.json", metrics)
         write_json(final_ckpt.with_suffix(".metrics.json"), metrics)
@@ -97,9 +278,34 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return {"metrics": metrics, "checkpoint": str(final_ckpt)}
 
 
+def _worker_error_line(e: BaseException) -> str | None:
+    """The one-line message of one of our errors raised in a ``ddp_spawn`` worker, if any."""
+    names = [t.__name__ for t in (*_INPUT_ERRORS, NonFiniteLossError, ConfigError)]
+    for line in reversed(str(e).strip().splitlines()):
+        for name in names:
+            if f"{name}: " in line:
+                return line.split(f"{name}: ", 1)[1]
+    return None
+
+
 @hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
-    result = train(cfg)
+    full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    try:
+        result = train(cfg)
+    except NonFiniteLossError as e:
+        if full_error:
+            raise
+        fail(str(e), code=3)
+    except (*_INPUT_ERRORS, ConfigError) as e:
+        if full_error:
+            raise
+        fail(str(e))
+    except Exception as e:  # ddp_spawn re-raises worker errors as ProcessRaisedException
+        line = None if full_error else _worker_error_line(e)
+        if line is None:
+            raise
+        fail(line, code=3 if "training stopped: non-finite" in line else 2)
     values = list(result["metrics"].values())
     return values[0] if values else None
 

@@ -2,7 +2,8 @@
 
 It is the smallest honest Representation: training measurably moves its points onto the
 training shapes (the test asserts that the loss falls), and every interface method works, so the
-train / eval / sample / checkpoint plumbing can be tested in seconds.
+train / eval / sample / checkpoint plumbing can be tested in seconds. ``nan_at_step`` makes
+the loss NaN from that training step on (to test the CLI's non-finite-loss guard).
 """
 
 from __future__ import annotations
@@ -25,14 +26,17 @@ class TinyPointSet(ZooModel):
     data_form = "points"
     generative = True
 
-    def __init__(self, n_points: int = 256, **kwargs: Any) -> None:
+    def __init__(self, n_points: int = 256, nan_at_step: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.nan_at_step = nan_at_step
         g = torch.Generator().manual_seed(0)
         self.cloud = nn.Parameter(0.05 * torch.randn(n_points, 3, generator=g))  # (K, 3)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         pts = batch["points"]  # (B, N, 3)
         loss = chamfer_distance(self.cloud.expand(len(pts), -1, -1), pts).mean()
+        if self.nan_at_step is not None and self.global_step >= self.nan_at_step:
+            loss = loss * float("nan")  # poisons the gradients (and so the weights) too
         self.log("train/loss", loss, prog_bar=True)
         return loss
 

@@ -12,8 +12,10 @@ convention), written atomically, and reused. Layout under ``cache_dir``::
                                                              of the last SDF build)
 
 Each of these folders has a ``manifest.json`` with the parameters it was built from (including
-the source dataset's own manifest for generated data). A folder whose manifest differs from the
-requested parameters is deleted and rebuilt; entries are written with temp file + rename and
+what determines the source meshes' content: for generated data the generator, its version and
+resolution, not which subset of shapes a run asked for, so runs on different subsets of one
+generated root share the caches). A folder whose manifest differs from the requested parameters
+is deleted and rebuilt; entries are written with temp file + rename and
 validated when loaded, so an interrupted or corrupted entry is detected and rebuilt, never used.
 
 Point clouds follow PointFlow's PC15k data (15k area-uniform samples per shape). SDF samples
@@ -84,6 +86,22 @@ class CacheStats:
     reused: int = 0  # entries found valid
     invalid: int = 0  # entries found corrupt / of the wrong shape and rebuilt
     wiped: list[str] = field(default_factory=list)  # folders deleted for stale parameters
+
+
+GENERATOR_IDENTITY_KEYS = ("generator", "version", "resolution")
+
+
+def source_identity(source: Any) -> Any:
+    """The part of a source description that determines the content of its meshes.
+
+    A generator's manifest (a dict with a ``"generator"`` key, e.g. ``zoo.data.synthshapes``)
+    also records the latest request (categories, counts, seed); each mesh's content depends
+    only on the generator, its version and resolution (its path names the shape), so only
+    those keys are kept. Any other source is kept whole.
+    """
+    if isinstance(source, dict) and "generator" in source:
+        return {k: source.get(k) for k in GENERATOR_IDENTITY_KEYS}
+    return source
 
 
 def entry_seed(seed: int, name: str, salt: str) -> int:
@@ -262,7 +280,7 @@ class ShapeCache:
             "version": CACHE_VERSION,
             "normalize": self.normalize,
             "seed": self.seed,
-            "source": self.source,
+            "source": source_identity(self.source),
         }
 
     def points_params(self) -> dict[str, Any]:

@@ -316,8 +316,9 @@ def _synthshapes_params(
     root: Path, category: str, index: int, shapes_per_category: int | None, seed: int
 ) -> dict[str, Any]:
     """Arguments for ``ensure_synthshapes`` that contain shape ``index`` of ``category`` and
-    never shrink a dataset already under ``root``: ``ensure_synthshapes`` deletes the models
-    its arguments do not list, and other datamodules may share this root."""
+    extend the latest request recorded under ``root`` rather than replace it, so the root's
+    ``split.json`` / manifest keep describing the shape datasets other datamodules asked for
+    (``ensure_synthshapes`` itself never deletes shapes)."""
     from zoo.data import synthshapes as ss
 
     name = ss._category_name(category)

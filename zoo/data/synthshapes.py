@@ -14,16 +14,20 @@ Every vertex gets the colour of its nearest part, stored in the OBJ as ``v x y z
 
 On disk (:func:`ensure_synthshapes`), the ShapeNetCore v2 layout::
 
-    <root>/ShapeNetCore.v2/manifest.json                  generator parameters
-    <root>/ShapeNetCore.v2/split.json                     {synset: {train, val, test: [ids]}}
+    <root>/ShapeNetCore.v2/manifest.json                  parameters of the latest request
+    <root>/ShapeNetCore.v2/split.json                     its {synset: {train, val, test: [ids]}}
     <root>/ShapeNetCore.v2/<synset>/<model_id>/models/model_normalized.obj
+    <root>/ShapeNetCore.v2/<synset>/<model_id>/models/synthshapes.json   how it was made, size
+
+Shapes of every request are kept (generation only adds), so several runs asking for different
+categories or counts share one root.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-import shutil
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -43,8 +47,8 @@ from zoo.data.formats.shapenet import (
 )
 from zoo.data.io import (
     atomic_export_mesh,
+    atomic_write_json,
     manifest_matches,
-    read_manifest,
     remove_stale_temps,
     write_manifest,
 )
@@ -63,6 +67,7 @@ DEFAULT_SHAPES_PER_CATEGORY = 20
 DEFAULT_RESOLUTION = 96
 BLEND = 0.012  # smooth-union radius, in raw units (shapes are ~1 unit tall before normalising)
 SHAPENET_DIR = "ShapeNetCore.v2"
+ENTRY_FILE = "synthshapes.json"  # per-shape sidecar beside model_normalized.obj
 
 Array = np.ndarray
 
@@ -629,7 +634,7 @@ class SynthShapesResult:
     root: Path  # the ShapeNetCore.v2 folder
     generated: int  # shapes written this call
     reused: int  # shapes found up to date
-    removed: int  # stale model folders deleted
+    removed: int  # always 0: generation only adds shapes, it never deletes other runs' shapes
     split: dict[str, dict[str, list[str]]]
     params: dict[str, Any]
 
@@ -637,7 +642,7 @@ class SynthShapesResult:
 def dataset_params(
     categories: Sequence[str], shapes_per_category: int, seed: int, resolution: int
 ) -> dict[str, Any]:
-    """The manifest of a synthshapes tree (anything that changes the files is in here)."""
+    """The manifest of a synthshapes request (anything that changes the files is in here)."""
     return {
         "generator": "synthshapes",
         "version": VERSION,
@@ -649,6 +654,41 @@ def dataset_params(
     }
 
 
+def _entry_record(category: str, seed: int, resolution: int, obj_bytes: int) -> dict[str, Any]:
+    """What a shape's sidecar (:data:`ENTRY_FILE`) stores: how its mesh was made, and the
+    mesh file's size, so a truncated or foreign mesh is detected with one ``stat``."""
+    return {
+        "generator": "synthshapes",
+        "version": VERSION,
+        "category": _category_name(category),
+        "seed": int(seed),
+        "resolution": int(resolution),
+        "obj_bytes": int(obj_bytes),
+    }
+
+
+def entry_is_valid(mesh_path: Path, category: str, seed: int, resolution: int) -> bool:
+    """Whether ``mesh_path`` is the complete mesh of shape ``seed`` of ``category`` at
+    ``resolution`` (its sidecar matches and the file has the recorded size)."""
+    try:
+        size = mesh_path.stat().st_size
+        record = json.loads((mesh_path.parent / ENTRY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return record == _entry_record(category, seed, resolution, size)
+
+
+def _write_entry(path: Path, shape: SynthShape) -> None:
+    """Write one shape: drop its old sidecar, write the OBJ, then the sidecar (each atomic),
+    so a run killed in between leaves a shape that :func:`entry_is_valid` rejects."""
+    (path.parent / ENTRY_FILE).unlink(missing_ok=True)
+    atomic_export_mesh(path, shape.mesh, digits=6)
+    record = _entry_record(
+        shape.category, shape.seed, shape.info["resolution"], path.stat().st_size
+    )
+    atomic_write_json(path.parent / ENTRY_FILE, record)
+
+
 def ensure_synthshapes(
     root: str | os.PathLike[str],
     categories: Sequence[str] = DEFAULT_CATEGORIES,
@@ -657,14 +697,15 @@ def ensure_synthshapes(
     resolution: int = DEFAULT_RESOLUTION,
     progress: bool = True,
 ) -> SynthShapesResult:
-    """Generate the dataset under ``<root>/ShapeNetCore.v2`` unless it is already up to date.
+    """Make ``<root>/ShapeNetCore.v2`` hold the requested shapes; a no-op when it does.
 
-    Up to date means ``manifest.json`` equals :func:`dataset_params` and every model file
-    exists. Otherwise the missing shapes are generated (a shape whose file exists is reused when
-    the version and resolution are unchanged, as its content depends only on those and its
-    seed), model folders not in the new set are removed, and the split and the manifest are
-    written last. Every file is written atomically and the manifest is marked incomplete while
-    a run is in progress, so an interrupted run is resumed where it stopped.
+    Generation only ever adds: shapes of other categories, counts or seeds (other runs on the
+    same root) are kept, so runs asking for different subsets never destroy each other's data.
+    A shape is reused when its sidecar ``models/synthshapes.json`` records the same generator
+    version, category, seed and resolution and its OBJ has the recorded size; otherwise (never
+    written, interrupted, truncated, older version or resolution) it is (re)generated. Files are
+    written atomically, the OBJ before its sidecar. ``split.json`` and ``manifest.json``
+    describe the latest request (its shapes and their split) and are written last.
     """
     if shapes_per_category < 1:
         raise ValueError(f"shapes_per_category must be >= 1, got {shapes_per_category}")
@@ -680,43 +721,28 @@ def ensure_synthshapes(
         synset: split_ids([m for m, _ in models], seed=seed, fractions=DEFAULT_FRACTIONS)
         for synset, models in wanted.items()
     }
-    paths = {
-        (syn, mid): v2_model_path(out, syn, mid) for syn, ms in wanted.items() for mid, _ in ms
-    }
-    if manifest_matches(out, params) and all(p.is_file() for p in paths.values()):
-        return SynthShapesResult(out, 0, len(paths), 0, split, params)
+    jobs = [(syn, s, v2_model_path(out, syn, mid)) for syn, ms in wanted.items() for mid, s in ms]
+    todo = [(syn, s, p) for syn, s, p in jobs if not entry_is_valid(p, syn, s, resolution)]
+    split_file = out / SPLIT_FILE
+    if not todo and manifest_matches(out, params) and _split_on_disk(split_file) == split:
+        return SynthShapesResult(out, 0, len(jobs), 0, split, params)
 
-    old = read_manifest(out) or {}
-    reusable = old.get("version") == VERSION and old.get("resolution") == resolution
-    if not reusable and out.exists():
-        shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out)
-    # Until the end of this run the manifest says "incomplete" (it never matches), but it records
-    # the version and resolution, so a resumed run can keep the shapes already written.
+    # Until this run ends the manifest says "incomplete" (it never matches a request).
     write_manifest(out, {**params, "complete": False})
-
-    removed = 0
-    wanted_dirs = {p.parent.parent for p in paths.values()}
-    for syn_dir in (d for d in out.iterdir() if d.is_dir()):
-        for model_dir in (d for d in syn_dir.iterdir() if d.is_dir()):
-            if model_dir not in wanted_dirs:
-                shutil.rmtree(model_dir)
-                removed += 1
-        if not any(syn_dir.iterdir()):
-            syn_dir.rmdir()
-
-    todo = [
-        (syn, mid, s)
-        for syn, ms in wanted.items()
-        for mid, s in ms
-        if not paths[(syn, mid)].is_file()
-    ]
     from tqdm.auto import tqdm
 
-    for syn, mid, s in tqdm(todo, desc="synthshapes", unit="shape", disable=not progress):
-        shape = generate_shape(syn, s, resolution)
-        atomic_export_mesh(paths[(syn, mid)], shape.mesh, digits=6)
-    write_split_file(out / SPLIT_FILE, split)
+    for syn, s, path in tqdm(todo, desc="synthshapes", unit="shape", disable=not progress):
+        _write_entry(path, generate_shape(syn, s, resolution))
+    write_split_file(split_file, split)
     write_manifest(out, params)
-    return SynthShapesResult(out, len(todo), len(paths) - len(todo), removed, split, params)
+    return SynthShapesResult(out, len(todo), len(jobs) - len(todo), 0, split, params)
+
+
+def _split_on_disk(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

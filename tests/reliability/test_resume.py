@@ -1,0 +1,90 @@
+"""SIGKILL at any moment, then the same command with ``resume=true``, ends at the same final
+step as an uninterrupted run, and no checkpoint on disk is ever half-written.
+
+Each training subprocess is slowed by a test-only callback (``clirun.Throttle``, 0.1 s per
+step) so that it is reliably killed mid-training, right after its first checkpoint appears
+(possibly while it is writing the next one).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+import torch
+
+from tests.reliability.clirun import (
+    REPO,
+    check,
+    ckpt_step,
+    cli_env,
+    command,
+    nerf_args,
+    run,
+    tiny_args,
+    wait_for,
+)
+
+pytestmark = pytest.mark.slow
+MAX_STEPS = 40
+
+
+@pytest.mark.parametrize("model", ["tiny_points", "nerf"])
+def test_sigkill_then_resume_ends_at_max_steps(model, synth_root, tmp_path):
+    run_dir, record = tmp_path / "run", tmp_path / "first_steps.txt"
+    extra = [
+        f"trainer.max_steps={MAX_STEPS}",
+        "callbacks.checkpoint.every_n_train_steps=10",
+        "logger=none",
+        "+callbacks.throttle._target_=tests.reliability.clirun.Throttle",
+        "+callbacks.throttle.seconds=0.1",
+        f"+callbacks.throttle.record={record}",
+    ]
+    make_args = tiny_args if model == "tiny_points" else nerf_args
+    args = make_args(synth_root, run_dir, *extra)
+    last = run_dir / "checkpoints" / "last.ckpt"
+
+    with open(tmp_path / "killed.out", "w") as out, open(tmp_path / "killed.err", "w") as err:
+        proc = subprocess.Popen(
+            command("zoo.train", *args), cwd=REPO, env=cli_env(), stdout=out, stderr=err
+        )
+        try:
+            wait_for(last, proc)
+        finally:
+            proc.kill()  # SIGKILL: no handler, no cleanup
+            proc.wait()
+    assert proc.returncode == -9  # killed, not finished
+    killed_at = ckpt_step(last)
+    assert 10 <= killed_at < MAX_STEPS
+
+    resumed = check(run("zoo.train", *args, "resume=true"))
+    assert f"resuming from {last}" in resumed.stdout
+    assert "checkpoint: " in resumed.stdout
+    # The same final step count as an uninterrupted run, reached by continuing: the resumed
+    # process trained its first batch at the checkpoint's step, not at 0.
+    assert ckpt_step(last) == MAX_STEPS
+    assert record.read_text().split() == ["0", str(killed_at)]
+    # Every checkpoint on disk is complete (temp files of the killed write are not *.ckpt).
+    ckpts = sorted(run_dir.rglob("*.ckpt"))
+    assert last in ckpts
+    for p in ckpts:
+        ck = torch.load(p, map_location="cpu", weights_only=True)
+        assert "state_dict" in ck and "zoo" in ck, p
+        assert all(
+            torch.isfinite(v).all() for v in ck["state_dict"].values() if v.is_floating_point()
+        )
+    assert (run_dir / "metrics.json").is_file()
+
+
+def test_resume_of_a_finished_run_keeps_its_final_step(synth_root, tiny_single, tmp_path):
+    """``resume=true`` on a completed run trains nothing more and ends at the same step."""
+    run_dir, _ = tiny_single
+    # A copy, so the shared reference run stays untouched.
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir / "checkpoints", copy / "checkpoints")
+    proc = check(run("zoo.train", *tiny_args(synth_root, copy, "logger=none", "resume=true")))
+    assert f"resuming from {copy / 'checkpoints' / 'last.ckpt'}" in proc.stdout
+    assert ckpt_step(copy / "checkpoints" / "last.ckpt") == ckpt_step(
+        run_dir / "checkpoints" / "last.ckpt"
+    )

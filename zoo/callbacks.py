@@ -1,0 +1,133 @@
+"""Lightning callbacks of the zoo CLI: stop on a non-finite loss, write the final checkpoint.
+
+``NonFiniteLossGuard`` (in ``conf/callbacks/default.yaml``) turns a NaN or infinite training
+loss into a clean stop: the weights that the bad loss has already updated are never written,
+so the newest checkpoint on disk stays the last good one, and ``zoo.train`` exits non-zero
+with one line. ``FinalCheckpoint`` (added by ``zoo.train`` itself) writes ``last.ckpt`` at the
+end of fit from inside the training processes, so it holds the true final step and optimiser
+state under every strategy, ``ddp_spawn`` included (whose launching process never trains).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training stopped at a NaN / infinite loss; the message names the step, loss and the
+    checkpoint kept."""
+
+    def __init__(self, step: int, name: str, value: float, checkpoint: str | None) -> None:
+        kept = (
+            f"last good checkpoint kept: {checkpoint}"
+            if checkpoint
+            else "no checkpoint had been written yet"
+        )
+        super().__init__(
+            f"training stopped: non-finite training {name} = {value} at step {step}; the "
+            f"weights it produced were not saved, {kept}"
+        )
+        self.step = step
+        self.name = name
+        self.value = value
+        self.checkpoint = checkpoint
+
+
+def _as_float(value: Any) -> float | None:
+    """A Python float of a scalar tensor / number, else None."""
+    if isinstance(value, torch.Tensor):
+        return float(value.detach().float().mean().cpu()) if value.numel() else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+class NonFiniteLossGuard(pl.Callback):
+    """Stop at the first training batch whose loss is NaN or infinite.
+
+    Checked in ``on_train_batch_end``, which Lightning runs before every ``ModelCheckpoint``
+    (checkpoint callbacks are always moved to the end of the list), so the checkpoint of that
+    step is never written; ``ModelCheckpoint`` saves nothing on exceptions unless its
+    ``save_on_exception`` is set (it is not, in ``conf/callbacks/default.yaml``).
+
+    Looked at: the ``loss`` returned by ``training_step`` (automatic optimisation) and every
+    logged ``train/...loss...`` value (manual optimisation, e.g. GANs, returns none). In
+    distributed runs the decision is reduced over the ranks (any rank), so all ranks stop at
+    the same step rather than leaving the others waiting in an all-reduce.
+
+    Raises:
+        NonFiniteLossError: naming the step (``global_step`` seen by that ``training_step``),
+            the loss and its value, and the newest checkpoint on disk.
+    """
+
+    def __init__(self, logged_prefix: str = "train/") -> None:
+        self.logged_prefix = logged_prefix
+        self._step = 0
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self._step = int(trainer.global_step)
+
+    def _first_bad(self, trainer: pl.Trainer, outputs: Any) -> tuple[str, float] | None:
+        candidates: list[tuple[str, Any]] = []
+        if isinstance(outputs, dict):
+            candidates.append(("loss", outputs.get("loss")))
+        else:
+            candidates.append(("loss", outputs))
+        candidates += [
+            (k, v)
+            for k, v in trainer.callback_metrics.items()
+            if k.startswith(self.logged_prefix) and "loss" in k
+        ]
+        for name, value in candidates:
+            x = _as_float(value)
+            if x is not None and not math.isfinite(x):
+                return name, x
+        return None
+
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        bad = self._first_bad(trainer, outputs)
+        if not trainer.strategy.reduce_boolean_decision(bad is not None, all=False):
+            return
+        name, value = bad if bad is not None else ("loss (on another rank)", math.nan)
+        raise NonFiniteLossError(self._step, name, value, _newest_checkpoint(trainer))
+
+
+def _newest_checkpoint(trainer: pl.Trainer) -> str | None:
+    """The path of the newest checkpoint ``ModelCheckpoint`` has written, if any."""
+    cb = trainer.checkpoint_callback
+    for attr in ("last_model_path", "best_model_path"):
+        path = getattr(cb, attr, "") if cb is not None else ""
+        if path and Path(path).is_file():
+            return str(path)
+    return None
+
+
+class FinalCheckpoint(pl.Callback):
+    """Write the full training state (weights, optimiser, loops: resumable) to ``path`` when
+    fit ends normally.
+
+    Runs inside the training processes, so ``global_step`` and optimiser states are the real
+    final ones under every strategy (after ``ddp_spawn`` the launching process only gets the
+    weights back). ``Trainer.save_checkpoint`` synchronises the ranks and writes on global
+    rank 0 only. Not called when training raises (e.g. :class:`NonFiniteLossError`).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        trainer.save_checkpoint(self.path, weights_only=False)
