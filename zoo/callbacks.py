@@ -130,4 +130,9 @@ class FinalCheckpoint(pl.Callback):
         self.path = str(path)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Lightning runs callbacks' on_train_end before the module's: post-training state
+        # (ZooModel.finalize_training) must be computed here to be in the checkpoint.
+        finalize = getattr(pl_module, "finalize_training", None)
+        if callable(finalize):
+            finalize()
         trainer.save_checkpoint(self.path, weights_only=False)

@@ -177,6 +177,7 @@ def write_weights(
     os.close(fd)
     try:
         save_file(state, tmp, metadata={"format": FORMAT, "zoo": json.dumps(meta)})
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shipped file from other users
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -15,21 +15,21 @@ from typing import Any
 
 # (key in a result's "metrics", column title, scale, format); None scale = as is.
 COLUMNS: list[tuple[str, str, float, str]] = [
-    ("recon/chamfer_l2", "CD-L2 x1e3", 1e3, "{:.3f}"),
-    ("recon/fscore@0.01", "F@0.01", 1.0, "{:.3f}"),
-    ("recon/normal_consistency", "NC", 1.0, "{:.3f}"),
-    ("recon/iou", "IoU", 1.0, "{:.3f}"),
-    ("gen/mmd_cd", "MMD-CD x1e3", 1e3, "{:.3f}"),
-    ("gen/cov_cd", "COV-CD", 1.0, "{:.3f}"),
-    ("gen/1nna_cd", "1-NNA-CD", 1.0, "{:.3f}"),
-    ("show/chamfer_l2", "show CD-L2 x1e3", 1e3, "{:.3f}"),
-    ("show/psnr", "PSNR dB", 1.0, "{:.2f}"),
-    ("show/ssim", "SSIM", 1.0, "{:.3f}"),
-    ("show/mask_iou", "mask IoU", 1.0, "{:.3f}"),
+    ("recon/chamfer_l2", "CD-L2 x1e3 ↓", 1e3, "{:.3f}"),
+    ("recon/fscore@0.01", "F@0.01 ↑", 1.0, "{:.3f}"),
+    ("recon/normal_consistency", "NC ↑", 1.0, "{:.3f}"),
+    ("recon/iou", "IoU ↑", 1.0, "{:.3f}"),
+    ("gen/mmd_cd", "MMD-CD x1e3 ↓", 1e3, "{:.3f}"),
+    ("gen/cov_cd", "COV-CD ↑", 1.0, "{:.3f}"),
+    ("gen/1nna_cd", "1-NNA-CD (0.5 best)", 1.0, "{:.3f}"),
+    ("show/chamfer_l2", "show CD-L2 x1e3 ↓", 1e3, "{:.3f}"),
+    ("show/psnr", "PSNR dB ↑", 1.0, "{:.2f}"),
+    ("show/ssim", "SSIM ↑", 1.0, "{:.3f}"),
+    ("show/mask_iou", "mask IoU ↑", 1.0, "{:.3f}"),
     ("cost/params_m", "params M", 1.0, "{:.3f}"),
     ("cost/weights_mb", "weights MB", 1.0, "{:.2f}"),
     ("cost/train_min", "train min", 1.0, "{:.1f}"),
-    ("cost/sample_s", "sample s", 1.0, "{:.2f}"),
+    ("cost/sample_s", "sample s", 1.0, "{:.3f}"),
     ("cost/peak_mb", "peak MB", 1.0, "{:.0f}"),
 ]
 
@@ -54,8 +54,9 @@ CONVENTIONS = [
     "shading and compared with the ground-truth mesh ray-cast the same way. PSNR: images in "
     "[0, 1] on a white background, mean of per-view PSNR. SSIM: 11x11 Gaussian window, sigma "
     "1.5. mask IoU: rendered opacity > 0.5 vs the ground-truth silhouette.",
-    "Cost: parameters; the weights file (safetensors, float32 unless the pretrained entry "
-    "stores float16); training wall time; time to sample one shape and mesh it (marching "
+    "Cost: parameters; the size of the model's float32 safetensors weights file (a pretrained "
+    "entry may ship float16, half of it); training wall time; time to sample one shape and mesh "
+    "it (marching "
     "cubes at the evaluation resolution where the model is implicit); peak resident memory "
     "of the training process (CPU) or peak CUDA memory on a GPU.",
 ]

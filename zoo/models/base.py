@@ -40,6 +40,11 @@ class ZooModel(pl.LightningModule, Representation):
         """Store the datamodule's info; subclasses extend this to build data-dependent parts."""
         self.data_info = dict(info)
 
+    def finalize_training(self) -> None:  # noqa: B027
+        """State derived from the final weights once training ends (e.g. a latent prior fitted
+        to the training codes). ``zoo.callbacks.FinalCheckpoint`` calls it before writing the
+        final checkpoint, so that the checkpoint (and pretrained weights made from it) hold it."""
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         from zoo import __version__
 

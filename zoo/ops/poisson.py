@@ -74,8 +74,10 @@ def poisson_reconstruct(
             raise ValueError(f"normals must have the shape of points {p.shape}, got {n.shape}")
         n = n / np.clip(np.linalg.norm(n, axis=1, keepdims=True), 1e-12, None)
     pcd.normals = o3d.utility.Vector3dVector(np.ascontiguousarray(n))
+    # One thread: Open3D's multithreaded solve gives a slightly different mesh on every call,
+    # which would make metrics of Poisson-meshed models irreproducible.
     mesh, densities = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(
-        pcd, depth=int(depth)
+        pcd, depth=int(depth), n_threads=1
     )
     densities = np.asarray(densities)
     if density_quantile > 0 and len(densities):

@@ -140,6 +140,7 @@ class MeshGCN(ZooModel):
         self.register_buffer("prior_mean", torch.zeros(self.zdim))
         self.register_buffer("prior_tril", torch.eye(self.zdim))
         self.register_buffer("prior_ready", torch.zeros((), dtype=torch.bool))
+        self._prior_step = -1  # global step at which the prior was last fitted
         self._image_cache: dict[tuple[str, int, int], Tensor] = {}  # (split, idx, view)
         self._mesh_source: Any = None
 
@@ -247,11 +248,19 @@ class MeshGCN(ZooModel):
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._shared_step(batch, "val")
 
-    def on_train_end(self) -> None:
-        """Fit the latent prior to the codes of all training shapes."""
+    def finalize_training(self) -> None:
+        """Fit the latent prior to the codes of all training shapes (called by
+        ``zoo.callbacks.FinalCheckpoint`` before the final checkpoint is written, so that the
+        checkpoint holds the fitted prior)."""
+        if self._prior_step == self.global_step:
+            return
         dm = self.trainer.datamodule
         loader = dm.train_dataloader() if dm is not None else self.trainer.train_dataloader
         self.fit_prior(self.encode_batches(loader))
+        self._prior_step = self.global_step
+
+    def on_train_end(self) -> None:
+        self.finalize_training()  # a no-op when the final-checkpoint callback already ran it
 
     # ----------------------------------------------------------------- prior
     @torch.no_grad()

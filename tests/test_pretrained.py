@@ -1,0 +1,213 @@
+"""The pretrained registry: every shipped entry loads, matches its hash and reproduces its
+recorded metrics; tampered, foreign and pickled files are refused without running anything."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import zoo
+from zoo.checkpoint import CheckpointError
+from zoo.pretrained import (
+    MAX_FILE_BYTES,
+    PretrainedError,
+    compare_metrics,
+    evaluate_pretrained,
+    get_entry,
+    load_pretrained,
+    read_registry,
+    resolve_file,
+    sha256_of,
+    write_weights,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+ENTRIES = sorted(read_registry())
+MODELS = ["voxel_gan", "pointflow", "mesh_gcn", "deepsdf", "nerf", "ngp"]
+
+
+def test_every_model_has_a_small_entry():
+    entries = read_registry()
+    assert {e.model for e in entries.values()} >= set(MODELS)
+    for name, e in entries.items():
+        path = resolve_file(e)
+        assert path.stat().st_size < MAX_FILE_BYTES, name
+        assert sha256_of(path) == e.sha256, name
+        assert e.command.startswith("python -m zoo.train model="), name
+        assert e.eval.get("metrics"), name
+    assert zoo.list_pretrained() == ENTRIES
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ENTRIES)
+def test_entry_reproduces_its_recorded_metrics(name):
+    entry = get_entry(name)
+    model = zoo.load_pretrained(name)
+    assert model.name == entry.model and not model.training
+    got = evaluate_pretrained(name)
+    want = entry.eval["metrics"]
+    # Same code, same data generation, same seeds: differences are float round-off only.
+    assert compare_metrics(got, want, rtol=0.02, atol=1e-4) == [], (got, want)
+    finite = [k for k, v in want.items() if not math.isnan(v)]
+    assert finite, want
+
+
+def _fake_registry(tmp_path: Path, name: str, file: Path, model: str, sha: str) -> Path:
+    reg = tmp_path / "registry.yaml"
+    reg.write_text(
+        f"{name}:\n  model: {model}\n  file: {file}\n  sha256: '{sha}'\n"
+        "  command: python -m zoo.train model=x\n"
+    )
+    return reg
+
+
+def _nerf_weights(tmp_path: Path) -> Path:
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from zoo.cli_utils import CONF_DIR
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["model=nerf", "run_dir=/tmp/x"])
+    model = instantiate(cfg.model)
+    info = {
+        "form": "views",
+        "scene": "s",
+        "near": 1.0,
+        "far": 3.0,
+        "background": [1, 1, 1],
+        "bbox_min": [-0.6] * 3,
+        "bbox_max": [0.6] * 3,
+        "image_size": [8, 8],
+    }
+    model.configure_from_data(info)
+    from omegaconf import OmegaConf
+
+    meta = {
+        "model_name": "nerf",
+        "model_cfg": OmegaConf.to_container(cfg.model),
+        "data_info": info,
+        "data_cfg": None,
+    }
+    return write_weights(model, meta, tmp_path / "nerf.safetensors"), model
+
+
+def test_roundtrip_float32_exact_and_float16_close(tmp_path):
+    path, model = _nerf_weights(tmp_path)
+    reg = _fake_registry(tmp_path, "n", path, "nerf", sha256_of(path))
+    loaded = load_pretrained("n", registry=reg)
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v), k
+    from zoo.pretrained import load_weights
+
+    half = write_weights(model, loaded.zoo_meta, tmp_path / "half.safetensors", torch.float16)
+    assert half.stat().st_size < 0.6 * path.stat().st_size
+    back, _ = load_weights(half)
+    for k, v in model.state_dict().items():
+        w = back.state_dict()[k]
+        assert w.dtype == v.dtype and torch.allclose(w, v, rtol=1e-3, atol=1e-4), k
+
+
+def test_tampered_file_is_refused(tmp_path):
+    path, _ = _nerf_weights(tmp_path)
+    sha = sha256_of(path)
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF  # flip a byte in the last tensor
+    path.write_bytes(bytes(data))
+    reg = _fake_registry(tmp_path, "n", path, "nerf", sha)
+    with pytest.raises(PretrainedError, match="sha256 .* does not match"):
+        load_pretrained("n", registry=reg)
+
+
+def test_wrong_model_is_refused(tmp_path):
+    path, _ = _nerf_weights(tmp_path)
+    reg = _fake_registry(tmp_path, "n", path, "deepsdf", sha256_of(path))
+    with pytest.raises(CheckpointError, match="expected 'deepsdf'"):
+        load_pretrained("n", registry=reg)
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_pickle_payload_is_refused_without_running(tmp_path):
+    marker = tmp_path / "pwned"
+    payload = _Payload()
+    payload.marker = marker
+    path = tmp_path / "evil.safetensors"
+    with open(path, "wb") as f:
+        pickle.dump({"state_dict": payload}, f)
+    reg = _fake_registry(tmp_path, "evil", path, "nerf", sha256_of(path))
+    with pytest.raises(CheckpointError, match="not a readable safetensors"):
+        load_pretrained("evil", registry=reg)
+    assert not marker.exists()
+
+
+def test_unknown_name_lists_the_known_ones():
+    with pytest.raises(PretrainedError, match="known:"):
+        load_pretrained("no-such-model")
+
+
+def test_missing_file_without_url(tmp_path):
+    reg = _fake_registry(tmp_path, "n", tmp_path / "gone.safetensors", "nerf", "0" * 64)
+    with pytest.raises(PretrainedError, match="not found and no url"):
+        load_pretrained("n", registry=reg)
+
+
+@pytest.mark.slow
+def test_eval_cli_scores_a_pretrained_entry(tmp_path):
+    name = next(n for n in ENTRIES if get_entry(n).model == "mesh_gcn")
+    out = tmp_path / "m.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "zoo.eval",
+            f"pretrained={name}",
+            "eval.max_shapes=4",
+            f"out={out}",
+            f"hydra.run.dir={tmp_path}/e",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(out.read_text())
+    assert compare_metrics(got, get_entry(name).eval["metrics"]) == []
+    bad = subprocess.run(
+        [sys.executable, "-m", "zoo.eval", "pretrained=nope", f"hydra.run.dir={tmp_path}/f"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2
+    assert "no pretrained model 'nope'" in bad.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in bad.stderr
+
+
+def test_shipped_files_are_in_the_package():
+    entries = read_registry()
+    for e in entries.values():
+        assert not Path(e.file).is_absolute() and (REPO / "zoo" / "weights" / e.file).is_file()
+
+
+def test_post_training_state_is_shipped():
+    """mesh_gcn samples from a prior fitted after training: the shipped weights must hold it."""
+    from zoo.pretrained import read_weights
+
+    for e in read_registry().values():
+        if e.model == "mesh_gcn":
+            state, _ = read_weights(resolve_file(e))
+            assert bool(state["prior_ready"]), e.name
