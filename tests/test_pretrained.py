@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import zoo
+from tests.models.test_nerf import INFO as NERF_INFO
 from zoo.checkpoint import CheckpointError
 from zoo.pretrained import (
     MAX_FILE_BYTES,
@@ -78,16 +79,7 @@ def _nerf_weights(tmp_path: Path) -> Path:
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(config_name="train", overrides=["model=nerf", "run_dir=/tmp/x"])
     model = instantiate(cfg.model)
-    info = {
-        "form": "views",
-        "scene": "s",
-        "near": 1.0,
-        "far": 3.0,
-        "background": [1, 1, 1],
-        "bbox_min": [-0.6] * 3,
-        "bbox_max": [0.6] * 3,
-        "image_size": [8, 8],
-    }
+    info = dict(NERF_INFO)  # the toy scene of the NeRF tests
     model.configure_from_data(info)
     from omegaconf import OmegaConf
 
