@@ -51,7 +51,10 @@ def test_writes_every_output(bench):
     assert list((out / "plots").glob("bar_*.png"))
     assert list((out / "plots").glob("quality_vs_time_*.png"))
     html = (out / "report.html").read_text()
-    for thumb in ("thumbs/tiny_points.png", "thumbs/nerf.png", "thumbs/ground_truth.png"):
+    results = json.loads((out / "results.json").read_text())["results"]
+    thumbs = [r["thumbnail"] for r in results] + ["thumbs/ground_truth.png"]
+    assert len(set(thumbs)) == 3
+    for thumb in thumbs:
         assert thumb in html and (out / thumb).is_file(), thumb
     assert "squared Euclidean" in html  # conventions are stated
 

@@ -231,16 +231,19 @@ def _task_overrides() -> list[str]:
 
 
 def _gather(results: list[dict[str, Any]], dirs: list[Path], out_dir: Path) -> None:
-    """Copy each model's thumbnails into ``out_dir/thumbs`` (paths stay relative)."""
-    (out_dir / "thumbs").mkdir(parents=True, exist_ok=True)
-    for r, d in zip(results, dirs, strict=True):
-        for png in (d / "thumbs").glob("*.png"):
-            dst = out_dir / "thumbs" / png.name
-            if png.name.startswith("ground_truth") and dst.is_file():
-                continue
-            if png.resolve() != dst.resolve():
-                shutil.copyfile(png, dst)
-        r["thumbnail"] = f"thumbs/{r['model']}.png"
+    """Copy each row's thumbnail (named ``<i>_<model>.png``, so rows of a sweep of one model
+    stay apart) and the ground-truth thumbnails into ``out_dir/thumbs``; paths stay relative."""
+    thumbs = out_dir / "thumbs"
+    thumbs.mkdir(parents=True, exist_ok=True)
+    for i, (r, d) in enumerate(zip(results, dirs, strict=True)):
+        src = d / r.get("thumbnail", "")
+        if src.is_file():
+            dst = thumbs / f"{i:02d}_{src.name}"
+            shutil.copyfile(src, dst)
+            r["thumbnail"] = dst.relative_to(out_dir).as_posix()
+        for gt in ("ground_truth.png", "ground_truth_grey.png"):
+            if (d / "thumbs" / gt).is_file() and not (thumbs / gt).is_file():
+                shutil.copyfile(d / "thumbs" / gt, thumbs / gt)
 
 
 def run_all(cfg: DictConfig) -> list[dict[str, Any]]:
@@ -289,27 +292,14 @@ def collect(folder: str | Path, out_dir: str | Path | None = None) -> list[dict[
         raise FileNotFoundError(f"{folder}: no result.json below it")
     results = [json.loads(f.read_text()) for f in files]
     dirs = [f.parent for f in files]
-    for r, d in zip(results, dirs, strict=True):
-        if len({x["model"] for x in results}) < len(results):  # a sweep: tell rows apart
+    if len({r["model"] for r in results}) < len(results):  # a sweep: tell the rows apart
+        for r, d in zip(results, dirs, strict=True):
             r["model"] = f"{r['model']} ({d.name})"
     out = Path(out_dir) if out_dir is not None else folder
-    _gather_named(results, dirs, out)
+    _gather(results, dirs, out)
     write_report(results, out, f"python -m zoo.benchmark collect={folder}")
     print(markdown_table(results))
     return results
-
-
-def _gather_named(results: list[dict[str, Any]], dirs: list[Path], out_dir: Path) -> None:
-    (out_dir / "thumbs").mkdir(parents=True, exist_ok=True)
-    for i, (r, d) in enumerate(zip(results, dirs, strict=True)):
-        src = d / r.get("thumbnail", "")
-        if src.is_file():
-            dst = out_dir / "thumbs" / f"{i:02d}_{src.name}"
-            shutil.copyfile(src, dst)
-            r["thumbnail"] = dst.relative_to(out_dir).as_posix()
-        for gt in ("ground_truth.png", "ground_truth_grey.png"):
-            if (d / "thumbs" / gt).is_file() and not (out_dir / "thumbs" / gt).is_file():
-                shutil.copyfile(d / "thumbs" / gt, out_dir / "thumbs" / gt)
 
 
 __all__ = ["collect", "run_all", "run_model"]

@@ -55,7 +55,8 @@ CONVENTIONS = [
     "[0, 1] on a white background, mean of per-view PSNR. SSIM: 11x11 Gaussian window, sigma "
     "1.5. mask IoU: rendered opacity > 0.5 vs the ground-truth silhouette.",
     "Cost: parameters; the size of the model's float32 safetensors weights file (a pretrained "
-    "entry may ship float16, half of it); training wall time; time to sample one shape and mesh "
+    "entry may ship float16, half of it); training wall time (the whole zoo.train run: data "
+    "preparation, training and its final evaluation); time to sample one shape and mesh "
     "it (marching "
     "cubes at the evaluation resolution where the model is implicit); peak resident memory "
     "of the training process (CPU) or peak CUDA memory on a GPU.",

@@ -80,12 +80,6 @@ def grey(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
     return trimesh.Trimesh(mesh.vertices.copy(), mesh.faces.copy(), process=False)
 
 
-def y_up_to_z_up(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
-    from zoo.data.render_cache import y_up_to_z_up as turn
-
-    return turn(mesh)
-
-
 def _mask_iou(pred: Tensor, gt: Tensor) -> float:
     inter = (pred & gt).sum().item()
     union = (pred | gt).sum().item()
@@ -100,6 +94,7 @@ def score(
 ) -> tuple[dict[str, float], dict[str, Tensor]]:
     """Showcase metrics of ``model`` and its renders ``{"pred": (B,H,W,3), "gt": ...}`` (no
     renders and no image metrics when the data has no rendered views)."""
+    from zoo.data.render_cache import y_up_to_z_up
     from zoo.metrics import chamfer_distance, f_score, psnr, ssim
     from zoo.ops.raycast import render_mesh
     from zoo.ops.surface import sample_surface
@@ -165,4 +160,4 @@ def to_uint8(image: Tensor) -> np.ndarray:
     return (image.clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
 
 
-__all__ = ["Showcase", "find_target", "score", "showcase_id", "to_uint8", "y_up_to_z_up"]
+__all__ = ["Showcase", "find_target", "score", "showcase_id", "to_uint8"]
