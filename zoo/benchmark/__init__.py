@@ -120,10 +120,11 @@ def run_model(cfg: DictConfig) -> dict[str, Any]:
     from hydra.utils import instantiate
 
     from zoo.benchmark.showcase import score, showcase_id, to_uint8
-    from zoo.cli_utils import quiet_lightning, write_json
+    from zoo.cli_utils import pick_device, quiet_lightning, write_json
     from zoo.evaluation import evaluate
 
     quiet_lightning()
+    device = pick_device("auto")
     run_dir = Path(cfg.run_dir)
     choice = _model_choice(cfg)
     shape_dm = instantiate(cfg.data, form="points")
@@ -133,11 +134,11 @@ def run_model(cfg: DictConfig) -> dict[str, Any]:
     eval_cfg = instantiate(cfg.eval)
     source: str
     if cfg.pretrained:
-        from zoo.pretrained import load_pretrained
+        from zoo.pretrained import PretrainedError, load_pretrained
 
         name = cfg.pretrained_names.get(choice)
         if not name:
-            raise ValueError(f"pretrained_names has no entry for model {choice!r}")
+            raise PretrainedError(f"pretrained_names has no entry for model {choice!r}")
         model, meta, entry = load_pretrained(name, with_meta=True)
         source = f"pretrained:{name}"
         scene_idx = (meta.get("data_cfg") or {}).get("scene_index")
@@ -157,13 +158,12 @@ def run_model(cfg: DictConfig) -> dict[str, Any]:
         t0 = time.perf_counter()
         trained = train(cfg)
         train_s = time.perf_counter() - t0
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         peak = _peak_mb(device)
         model, meta = load_model(trained["checkpoint"])
         metrics = trained["metrics"]
         source = "trained"
         command = "python -m zoo.train " + " ".join(_task_overrides())
-    model.to(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    model.to(device)
     recon_shapes = 1 if model.per_scene else min(eval_cfg.max_shapes, _n_test(cfg, model))
     row: dict[str, float] = {}
     for k, v in metrics.items():
