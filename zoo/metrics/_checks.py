@@ -46,6 +46,30 @@ def point_pair(
     return xb, yb, bx
 
 
+def grid_pair(
+    x: object, y: object, names: tuple[str, str], layout: str
+) -> tuple[Tensor, Tensor, bool]:
+    """Validate two tensors of one (3-D) item or a (4-D) batch of the same shape and device
+    (images, voxel grids); return them batched (a view) and whether they were.
+
+    Args:
+        layout: the two accepted shapes, for the message, e.g. ``"an (H, W, C) or (B, H, W, C)"``.
+    """
+    for name, t in zip(names, (x, y), strict=True):
+        if not isinstance(t, Tensor) or t.ndim not in (3, 4):
+            shape = tuple(t.shape) if isinstance(t, Tensor) else type(t)
+            raise ValueError(f"{name} must be {layout} tensor, got {shape}")
+    if x.shape != y.shape:
+        raise ValueError(
+            f"{names[0]} and {names[1]} must have the same shape, got {tuple(x.shape)} and "
+            f"{tuple(y.shape)}"
+        )
+    if x.device != y.device:
+        raise ValueError(f"{names[0]} is on {x.device} but {names[1]} is on {y.device}")
+    batched = x.ndim == 4
+    return (x if batched else x.unsqueeze(0)), (y if batched else y.unsqueeze(0)), batched
+
+
 def same_shape_as(name: str, t: object, ref_name: str, ref: Tensor) -> Tensor:
     """Check that tensor ``t`` has exactly the shape (and device) of ``ref``."""
     if not isinstance(t, Tensor):

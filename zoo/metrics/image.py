@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from zoo.metrics._checks import float_dtype, unbatch
+from zoo.metrics._checks import float_dtype, grid_pair, unbatch
 
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
@@ -16,21 +16,9 @@ SSIM_K2 = 0.03
 
 def _image_pair(pred: object, target: object) -> tuple[Tensor, Tensor, bool]:
     """Validate (H, W, C) / (B, H, W, C) images of equal shape; return them batched."""
-    for name, im in (("pred", pred), ("target", target)):
-        if not isinstance(im, Tensor) or im.ndim not in (3, 4):
-            shape = tuple(im.shape) if isinstance(im, Tensor) else type(im)
-            raise ValueError(f"{name} must be an (H, W, C) or (B, H, W, C) tensor, got {shape}")
-    if pred.shape != target.shape:
-        raise ValueError(
-            f"pred and target must have the same shape, got {tuple(pred.shape)} and "
-            f"{tuple(target.shape)}"
-        )
-    if pred.device != target.device:
-        raise ValueError(f"pred is on {pred.device} but target is on {target.device}")
-    batched = pred.ndim == 4
-    dtype = float_dtype(pred, target)
-    p = (pred if batched else pred.unsqueeze(0)).to(dtype)
-    t = (target if batched else target.unsqueeze(0)).to(dtype)
+    p, t, batched = grid_pair(pred, target, ("pred", "target"), "an (H, W, C) or (B, H, W, C)")
+    dtype = float_dtype(p, t)
+    p, t = p.to(dtype), t.to(dtype)
     return p, t, batched
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from zoo.metrics._checks import unbatch
+from zoo.metrics._checks import grid_pair, unbatch
 
 
 def voxel_iou(a: Tensor, b: Tensor) -> Tensor:
@@ -20,19 +20,9 @@ def voxel_iou(a: Tensor, b: Tensor) -> Tensor:
     Returns:
         scalar float32, or (B,) for batched inputs.
     """
-    for name, g in (("a", a), ("b", b)):
-        if not isinstance(g, Tensor) or g.ndim not in (3, 4):
-            shape = tuple(g.shape) if isinstance(g, Tensor) else type(g)
-            raise ValueError(f"{name} must be a (R, R, R) or (B, R, R, R) tensor, got {shape}")
-    if a.shape != b.shape:
-        raise ValueError(
-            f"a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
-        )
-    if a.device != b.device:
-        raise ValueError(f"a is on {a.device} but b is on {b.device}")
-    batched = a.ndim == 4
-    oa = _occupied(a if batched else a.unsqueeze(0)).flatten(1)  # (B, V)
-    ob = _occupied(b if batched else b.unsqueeze(0)).flatten(1)
+    a, b, batched = grid_pair(a, b, ("a", "b"), "a (R, R, R) or (B, R, R, R)")
+    oa = _occupied(a).flatten(1)  # (B, V)
+    ob = _occupied(b).flatten(1)
     inter = (oa & ob).sum(-1).to(torch.float32)
     union = (oa | ob).sum(-1).to(torch.float32)
     iou = torch.where(union > 0, inter / union.clamp_min(1), 1.0)
