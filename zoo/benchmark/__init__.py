@@ -77,8 +77,9 @@ def _set_scene(data_cfg: DictConfig, category: str, index: int | None) -> None:
         data_cfg.scene_index = int(index)
 
 
-def _showcase(cfg: DictConfig, model: Any, mid: str, index: int | None) -> Any:
-    """The showcase shape for ``model``; its views only where the data renders scenes."""
+def _showcase(cfg: DictConfig, model: Any, dm: Any, mid: str, index: int | None) -> Any:
+    """The showcase shape for ``model`` (``dm``: its set-up datamodule); its views only where
+    the data renders scenes."""
     from hydra.utils import instantiate
 
     from zoo.benchmark.showcase import Showcase, find_target
@@ -86,11 +87,14 @@ def _showcase(cfg: DictConfig, model: Any, mid: str, index: int | None) -> Any:
     cameras = images = scene_mesh = None
     scene_target = None
     if "scene_index" in cfg.data and index is not None:
-        views_cfg = OmegaConf.create(OmegaConf.to_container(cfg.data, resolve=True))
-        _set_scene(views_cfg, cfg.showcase_category, index)
-        vdm = instantiate(views_cfg, form="views")
-        vdm.prepare_data()
-        vdm.setup("test")
+        if model.per_scene:  # its own data are the showcase scene's views
+            vdm = dm
+        else:
+            views_cfg = OmegaConf.create(OmegaConf.to_container(cfg.data, resolve=True))
+            _set_scene(views_cfg, cfg.showcase_category, index)
+            vdm = instantiate(views_cfg, form="views")
+            vdm.prepare_data()
+            vdm.setup("test")
         cameras, images = vdm.eval_views("test")
         scene_target = vdm.eval_shapes("test")[0]
         scene_mesh = scene_target.mesh
@@ -99,9 +103,6 @@ def _showcase(cfg: DictConfig, model: Any, mid: str, index: int | None) -> Any:
             raise ValueError(f"{model.name}: the data has no rendered scene to score it on")
         target = scene_target
     else:
-        dm = instantiate(cfg.data, form=model.data_form)
-        dm.prepare_data()
-        dm.setup("test")
         target = find_target(dm.eval_shapes("test"), mid)
     return Showcase(
         target=target,
@@ -144,9 +145,7 @@ def run_model(cfg: DictConfig) -> dict[str, Any]:
         scene_idx = (meta.get("data_cfg") or {}).get("scene_index")
         if model.per_scene and index is not None and scene_idx != index:
             log.warning("%s was fitted to scene %s, not the showcase %s", name, scene_idx, index)
-        dm = instantiate(cfg.data, form=model.data_form)
-        dm.prepare_data()
-        dm.setup("test")
+        dm = _setup_data(cfg, model)
         metrics = evaluate(model, dm, eval_cfg, out_dir=run_dir / "eval")
         train_s = entry.train.get("wall_s")
         peak = entry.train.get("peak_rss_mb")
@@ -160,16 +159,17 @@ def run_model(cfg: DictConfig) -> dict[str, Any]:
         train_s = time.perf_counter() - t0
         peak = _peak_mb(device)
         model, meta = load_model(trained["checkpoint"])
+        dm = _setup_data(cfg, model)
         metrics = trained["metrics"]
         source = "trained"
         command = "python -m zoo.train " + " ".join(_task_overrides())
     model.to(device)
-    recon_shapes = 1 if model.per_scene else min(eval_cfg.max_shapes, _n_test(cfg, model))
+    recon_shapes = 1 if model.per_scene else min(eval_cfg.max_shapes, len(dm.items("test")))
     row: dict[str, float] = {}
     for k, v in metrics.items():
         group, _, key = k.partition("/")
         row[f"recon/{key}" if group == "geom" else k] = v
-    show = _showcase(cfg, model, mid, index)
+    show = _showcase(cfg, model, dm, mid, index)
     show_metrics, images = score(model, show, eval_cfg.n_points, eval_cfg.mesh_resolution)
     row.update({f"show/{k}": v for k, v in show_metrics.items()})
     thumbs = run_dir / "thumbs"
@@ -201,11 +201,14 @@ def run_model(cfg: DictConfig) -> dict[str, Any]:
     return result
 
 
-def _n_test(cfg: DictConfig, model: Any) -> int:
+def _setup_data(cfg: DictConfig, model: Any) -> Any:
+    """The benchmark data in ``model``'s form, set up for its test split."""
     from hydra.utils import instantiate
 
     dm = instantiate(cfg.data, form=model.data_form)
-    return len(dm.items("test")) if hasattr(dm, "items") else 0
+    dm.prepare_data()
+    dm.setup("test")
+    return dm
 
 
 def _model_choice(cfg: DictConfig) -> str:
