@@ -55,8 +55,11 @@ def test_entry_reproduces_its_recorded_metrics(name):
     assert model.name == entry.model and not model.training
     got = evaluate_pretrained(name)
     want = entry.eval["metrics"]
-    # Same code, same data generation, same seeds: differences are float round-off only.
-    assert compare_metrics(got, want, rtol=0.02, atol=1e-4) == [], (got, want)
+    # Same code, same data generation, same seeds, searches made CPU-independent (float64
+    # latent search, float64-drawn noise): differences are float round-off only, within 2 %
+    # unless the entry records a wider tolerance measured across kernel paths and thread counts
+    # (benchmarks/bench_pretrained_spread.py; zoo.pretrained.metric_tolerance).
+    assert compare_metrics(got, want, entry=entry) == [], (got, want)
     finite = [k for k, v in want.items() if not math.isnan(v)]
     assert finite, want
 
@@ -176,7 +179,8 @@ def test_eval_cli_scores_a_pretrained_entry(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     got = json.loads(out.read_text())
-    assert compare_metrics(got, get_entry(name).eval["metrics"]) == []
+    entry = get_entry(name)
+    assert compare_metrics(got, entry.eval["metrics"], entry=entry) == []
     bad = subprocess.run(
         [sys.executable, "-m", "zoo.eval", "pretrained=nope", f"hydra.run.dir={tmp_path}/f"],
         cwd=REPO,
@@ -203,3 +207,25 @@ def test_post_training_state_is_shipped():
         if e.model == "mesh_gcn":
             state, _ = read_weights(resolve_file(e))
             assert bool(state["prior_ready"]), e.name
+
+
+def test_recorded_tolerance_applies_per_metric_only():
+    from zoo.pretrained import PretrainedEntry, metric_tolerance
+
+    entry = PretrainedEntry(
+        name="x",
+        model="voxel_gan",
+        file="x.safetensors",
+        sha256="0" * 64,
+        eval={
+            "metrics": {"a": 1.0, "b": 1.0},
+            "tolerance": {"a": {"rtol": 0.1, "atol": 0.0, "measured_spread": [0.96, 1.04]}},
+        },
+    )
+    assert metric_tolerance(entry, "a") == (0.1, 0.0)
+    assert metric_tolerance(entry, "b") == (0.02, 1e-4)  # the default
+    want = entry.eval["metrics"]
+    assert compare_metrics({"a": 1.08, "b": 1.0}, want, entry=entry) == []
+    assert compare_metrics({"a": 1.0, "b": 1.08}, want, entry=entry) == ["b"]
+    assert compare_metrics({"a": 1.12, "b": 1.0}, want, entry=entry) == ["a"]
+    assert compare_metrics({"b": 1.0}, want, entry=entry) == ["a"]  # missing

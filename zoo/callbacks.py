@@ -16,6 +16,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
 
 
 class NonFiniteLossError(RuntimeError):
@@ -136,3 +137,12 @@ class FinalCheckpoint(pl.Callback):
         if callable(finalize):
             finalize()
         trainer.save_checkpoint(self.path, weights_only=False)
+        # ModelCheckpoint(save_last=True) saves "last" again in its own on_train_end (which runs
+        # after this one) unless it knows it was saved: without this it found our file and
+        # wrote a second copy, last-v1.ckpt.
+        for cb in trainer.checkpoint_callbacks:
+            if isinstance(cb, ModelCheckpoint) and cb.save_last:
+                if Path(cb.format_checkpoint_name({}, cb.CHECKPOINT_NAME_LAST)) == Path(self.path):
+                    cb.last_model_path = self.path
+                    if hasattr(cb, "_last_checkpoint_saved"):
+                        cb._last_checkpoint_saved = self.path

@@ -214,6 +214,22 @@ def data_lock(data_cfg: DictConfig) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+_DDP_STRATEGIES = ("ddp", "ddp_spawn", "ddp_fork", "ddp_notebook")
+
+
+def _with_model_strategy(trainer_cfg: DictConfig, model: Any) -> DictConfig:
+    """``trainer_cfg`` with a DDP strategy name adapted to ``model``: a model whose steps leave
+    some parameters without gradient (a GAN's G step never touches D, and the other way round)
+    sets ``ddp_find_unused_parameters = True``, and gets Lightning's registered
+    ``<strategy>_find_unused_parameters_true`` (DDP would otherwise stop at the first step)."""
+    strategy = trainer_cfg.get("strategy")
+    if not getattr(model, "ddp_find_unused_parameters", False) or strategy not in _DDP_STRATEGIES:
+        return trainer_cfg
+    out = trainer_cfg.copy()
+    out.strategy = f"{strategy}_find_unused_parameters_true"
+    return out
+
+
 def _checkpoint_dir(callbacks: list[Any], run_dir: Path) -> Path:
     for cb in callbacks:
         if isinstance(cb, ModelCheckpoint) and cb.dirpath:
@@ -253,7 +269,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # The final weights and optimiser state (for resuming), whatever the save interval.
     callbacks.append(FinalCheckpoint(final_ckpt))
     trainer: pl.Trainer = _instantiate(
-        cfg.trainer,
+        _with_model_strategy(cfg.trainer, model),
         "trainer",
         callbacks=callbacks,
         logger=loggers or False,

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.parametrizations import weight_norm as _weight_norm
+
+from zoo.nn.weight_norm import WeightNormLinear
 
 
 class DeepSDFDecoder(nn.Module):
@@ -69,8 +70,9 @@ class DeepSDFDecoder(nn.Module):
                         f"hidden[{k + 1}]={dims[k + 1]} must exceed latent_size + 3 = {in_dim} "
                         "to re-inject [z, x] there"
                     )
-            lin = nn.Linear(dims[k], out)
-            layers.append(_weight_norm(lin) if weight_norm else lin)
+            # A picklable weight-normed layer (the parametrised one breaks ddp_spawn).
+            lin = WeightNormLinear(dims[k], out) if weight_norm else nn.Linear(dims[k], out)
+            layers.append(lin)
         self.layers = nn.ModuleList(layers)
         self.out = nn.Linear(dims[-1], 1)
         self.output_tanh = bool(output_tanh)

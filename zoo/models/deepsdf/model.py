@@ -220,7 +220,12 @@ class DeepSDF(ZooModel):
         """Infer the code of an unseen shape from its SDF samples (or mesh / points)."""
         sdf = target_sdf_samples(target, self.recon_target_samples, seed=seed)  # (S, 4)
         z, _ = fit_latents(
-            self.decoder, sdf[None].to(self.device_), clamp=self.clamp, seed=seed, **self.recon
+            self.decoder,
+            sdf[None].to(self.device_),
+            clamp=self.clamp,
+            seed=seed,
+            dtype=torch.float64,  # the same code on every CPU (see fit_latents)
+            **self.recon,
         )
         return z[0]
 

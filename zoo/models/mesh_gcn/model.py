@@ -38,6 +38,7 @@ from zoo.models.mesh_gcn.template import TemplateHierarchy
 from zoo.models.registry import register_model
 from zoo.nn.graph_conv import NORMALIZATIONS
 from zoo.nn.pointnet import PointNetEncoder
+from zoo.ops.random import randn
 from zoo.representation import ShapeTarget
 
 log = logging.getLogger(__name__)
@@ -300,7 +301,7 @@ class MeshGCN(ZooModel):
         if not bool(self.prior_ready):
             log.warning("mesh_gcn: prior not fitted yet (no training); sampling from N(0, I)")
         g = None if seed is None else torch.Generator().manual_seed(int(seed))
-        eps = torch.randn(n, self.zdim, generator=g).to(self.device_)
+        eps = randn(n, self.zdim, generator=g, device=self.device_)
         return self.prior_mean + eps @ self.prior_tril.T
 
     @torch.no_grad()

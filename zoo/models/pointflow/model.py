@@ -44,11 +44,13 @@ from typing import Any
 import torch
 import trimesh
 from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from zoo.models.base import ZooModel
 from zoo.models.pointflow.cnf import CNF
 from zoo.models.registry import register_model
 from zoo.nn.pointnet import PointNetEncoder
+from zoo.ops.random import randn
 from zoo.representation import ShapeTarget
 
 log = logging.getLogger(__name__)
@@ -260,11 +262,20 @@ class PointFlow(ZooModel):
             self.log("train/end_time", self.point_cnf.func.end_time.detach(), batch_size=bs)
         return loss
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor | None:
-        if len(batch["points"]) < 2:  # the encoder's batch norm needs two shapes in training
-            log.warning("pointflow: skipping a training batch of one shape (batch norm)")
-            return None
-        return self._shared_step(batch, "train")
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        if len(batch["points"]) >= 2:
+            return self._shared_step(batch, "train")
+        # Training-mode batch norm is undefined for one shape (a trailing batch of one, e.g. a
+        # DDP rank's share): encode it with the running statistics instead. Skipping the step
+        # (returning None) is not possible under DDP, where every rank must join the backward.
+        modes = [(m, m.training) for m in self.encoder.modules() if isinstance(m, _BatchNorm)]
+        for m, _ in modes:
+            m.eval()
+        try:
+            return self._shared_step(batch, "train")
+        finally:
+            for m, mode in modes:
+                m.train(mode)
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         # The trace needs autograd: leave Lightning's inference mode / no_grad, and clone the
@@ -279,7 +290,7 @@ class PointFlow(ZooModel):
     @torch.no_grad()
     def sample(self, n: int, seed: int | None = None) -> list[PointFlowShape]:
         """n shape latents from the prior (latent CNF run backwards from N(0, I))."""
-        w = torch.randn(n, self.zdim, generator=self._generator(seed)).to(self.device_)
+        w = randn(n, self.zdim, generator=self._generator(seed), device=self.device_)
         z = w if self.latent_cnf is None else self.latent_cnf(w, reverse=True, with_logp=False)[0]
         return [PointFlowShape(zi) for zi in z]
 
@@ -305,7 +316,7 @@ class PointFlow(ZooModel):
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
         z = shape.z.to(self.device_).reshape(1, self.zdim)
-        y = torch.randn(n, 3, generator=self._generator(seed)).to(self.device_)  # (n, 3)
+        y = randn(n, 3, generator=self._generator(seed), device=self.device_)  # (n, 3)
         out = [
             self.point_cnf(chunk[None], z, reverse=True, with_logp=False)[0][0]
             for chunk in y.split(self.chunk_points)

@@ -9,6 +9,8 @@ latent space, as in 3D-GAN's Fig. 6 (Sec. 4.4).
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -38,6 +40,7 @@ def latent_search(
     steps: int,
     lr: float,
     unit_box: bool = False,
+    dtype: torch.dtype | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Fit latent codes to an occupancy grid by Adam on the voxel BCE, generator frozen.
 
@@ -47,6 +50,8 @@ def latent_search(
         goal: (R, R, R) target occupancy in [0, 1] at the generator's resolution.
         z0: (K, z_dim) starting codes, one per restart.
         unit_box: project the codes back onto [0, 1]^d after each step (uniform prior).
+        dtype: run the search in this dtype on a copy of the generator (float64 makes the
+            result independent of the CPU's kernel paths); None: the generator's own dtype.
     Returns:
         the best restart's occupancy probabilities (R, R, R), its code (z_dim,), and the final
         mean BCE of every restart (K,).
@@ -54,6 +59,9 @@ def latent_search(
     r = generator.resolution
     if tuple(goal.shape) != (r, r, r):
         raise ValueError(f"goal must have shape ({r}, {r}, {r}), got {tuple(goal.shape)}")
+    if dtype is not None and dtype != next(generator.parameters()).dtype:
+        generator = copy.deepcopy(generator).to(dtype)
+        goal, z0 = goal.to(dtype), z0.to(dtype)
     k = len(z0)
     target = goal[None, None].expand(k, 1, r, r, r)  # (K, 1, R, R, R)
     was_training = generator.training
