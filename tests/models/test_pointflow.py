@@ -198,9 +198,22 @@ def test_sample_reconstruct_interface():
         model.reconstruct(ShapeTarget("empty"))
 
 
-def test_training_step_skips_a_batch_of_one():
-    model = PointFlow(**TINY)
-    assert model.training_step({"points": torch.randn(1, 16, 3)}, 0) is None
+def test_training_step_on_a_batch_of_one_uses_running_batch_norm_statistics():
+    """A trailing batch of one shape (e.g. one DDP rank's share) still gives a loss with
+    gradients (DDP needs every rank in the backward); batch norm is not updated by it."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    model = PointFlow(**TINY).train()
+    bns = [m for m in model.encoder.modules() if isinstance(m, _BatchNorm)]
+    assert bns  # the paper encoder has batch norm
+    before = [m.running_mean.clone() for m in bns]
+    loss = model.training_step({"points": torch.randn(1, 16, 3)}, 0)
+    assert loss is not None and torch.isfinite(loss)
+    loss.backward()
+    grads = [p.grad for p in model.encoder.parameters() if p.requires_grad]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
+    assert all(torch.equal(b, m.running_mean) for b, m in zip(before, bns, strict=True))
+    assert all(m.training for m in bns)  # modes restored
 
 
 # ------------------------------------------------------------------ configs
