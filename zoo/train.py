@@ -252,6 +252,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     final_ckpt = _checkpoint_dir(callbacks, run_dir) / "last.ckpt"
     # The final weights and optimiser state (for resuming), whatever the save interval.
     callbacks.append(FinalCheckpoint(final_ckpt))
+    if cfg.get("viewer"):  # the live viewer (zoo.viewer; the optional extra "view")
+        from zoo.viewer import ViewerUnavailable
+        from zoo.viewer.callback import viewer_callback
+
+        try:
+            callbacks.append(viewer_callback(cfg))
+        except (ViewerUnavailable, ValueError) as e:
+            raise ConfigError(str(e)) from None
     trainer: pl.Trainer = _instantiate(
         cfg.trainer,
         "trainer",
