@@ -52,6 +52,7 @@ class ViewerProcess:
     def __init__(self, *args: str, log: Path) -> None:
         self.port = free_port()
         self.log = log
+        log.parent.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "zoo.view", *args, f"port={self.port}", f"out={log.parent}"],
@@ -81,18 +82,29 @@ class ViewerProcess:
             self.proc.kill()
 
 
-def canvas_pixels(page) -> np.ndarray:
-    """(H, W, 3) uint8 screenshot of the page's 3D canvas."""
+def canvas_pixels(page, save: Path | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 screenshot of the page's 3D canvas (also written to ``save``)."""
     import imageio.v3 as iio
 
     png = page.locator("canvas").first.screenshot()
+    if save is not None:
+        save.parent.mkdir(parents=True, exist_ok=True)
+        save.write_bytes(png)
     return iio.imread(png)[..., :3]
+
+
+def centre(img: np.ndarray, frac: float = 0.4) -> np.ndarray:
+    """The central ``frac`` x ``frac`` of an image, where the model sits, away from the GUI
+    panel (right), the notifications (top left) and the axes gizmo (bottom left)."""
+    h, w = img.shape[:2]
+    dh, dw = int(h * (1 - frac) / 2), int(w * (1 - frac) / 2)
+    return img[dh : h - dh, dw : w - dw]
 
 
 def drawn_fraction(img: np.ndarray, background: np.ndarray | None = None) -> float:
     """Fraction of pixels that differ from the background colour (default: the most common
     corner colour) by more than 24 levels in some channel."""
-    if background is None:
+    if background is None:  # the most common of the four corners
         corners = np.stack([img[2, 2], img[2, -3], img[-3, 2], img[-3, -3]])
         background = np.median(corners, axis=0)
     diff = np.abs(img.astype(int) - background.astype(int)).max(-1)

@@ -114,15 +114,17 @@ def _loss(trainer: pl.Trainer, outputs: Any) -> float | None:
         return None
 
 
-def viewer_callback(cfg: Any) -> ViewerCallback:
-    """The callback ``zoo.train`` appends for ``viewer=true``: ``viewer_port`` (default 8080)
-    and ``viewer_host`` (default 127.0.0.1) from the training config.
+def viewer_callback(cfg: Any) -> ViewerCallback | None:
+    """The callback ``zoo.train`` appends for ``viewer=true`` (None for false / absent), with
+    ``viewer_port`` (default 8080) and ``viewer_host`` (default 127.0.0.1) from its config.
 
     Raises:
         ValueError: ``viewer`` is not true / false.
         zoo.viewer.ViewerUnavailable: the ``view`` extra is not installed.
     """
-    if not isinstance(cfg.get("viewer"), bool):
+    if cfg.get("viewer") in (None, False):
+        return None
+    if cfg.get("viewer") is not True:
         raise ValueError(f"viewer: expected true or false, got {cfg.get('viewer')!r}")
     return ViewerCallback(
         host=str(cfg.get("viewer_host", "127.0.0.1")), port=int(cfg.get("viewer_port", 8080))
