@@ -28,7 +28,7 @@ def run_view(cfg: DictConfig, max_seconds: float | None = None) -> None:
         require_viser()
     except ViewerUnavailable as e:
         fail(str(e))
-    from zoo.viewer.server import start_server
+    from zoo.viewer.server import start_server, stop_server
     from zoo.viewer.session import ViewerSession, ViewOptions
 
     device = pick_device(cfg.device)
@@ -59,7 +59,7 @@ def run_view(cfg: DictConfig, max_seconds: float | None = None) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        server.stop()
+        stop_server(server)
 
 
 @hydra.main(config_path=CONF_DIR, config_name="view", version_base="1.3")

@@ -96,7 +96,9 @@ class ViewerCallback(pl.Callback):
 
     def close(self) -> None:
         if self.server is not None:
-            self.server.stop()
+            from zoo.viewer.server import stop_server
+
+            stop_server(self.server)
             self.server = self.session = None
 
 

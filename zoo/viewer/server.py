@@ -27,6 +27,12 @@ def start_server(host: str = "127.0.0.1", port: int = 8080, quiet: bool = False)
     return server
 
 
+def stop_server(server: Any) -> None:
+    """Stop a server without viser's own "Server stopped" line."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        server.stop()
+
+
 def viewer_banner(host: str, port: int) -> str:
     """The lines telling where the viewer is: its URL and the ssh tunnel for remote use."""
     shown = "127.0.0.1" if host in ("127.0.0.1", "localhost", "0.0.0.0", "::") else host
@@ -37,4 +43,4 @@ def viewer_banner(host: str, port: int) -> str:
     )
 
 
-__all__ = ["start_server", "viewer_banner"]
+__all__ = ["start_server", "stop_server", "viewer_banner"]

@@ -21,6 +21,7 @@ import numpy as np
 import trimesh
 
 from zoo.viewer import require_viser
+from zoo.viewer.server import stop_server
 
 GAP = 1.3  # distance between the two objects' centres (shapes have a unit diagonal)
 PRED_COLOR = (150, 175, 215)
@@ -36,8 +37,7 @@ def _scene_server() -> Iterator[Any]:
     try:
         yield server
     finally:
-        with contextlib.redirect_stdout(io.StringIO()):
-            server.stop()
+        stop_server(server)
 
 
 def _add(server: Any, name: str, geom: trimesh.Trimesh | np.ndarray, x: float) -> None:
