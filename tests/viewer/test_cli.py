@@ -57,3 +57,18 @@ def test_train_viewer_without_the_extra_is_one_line(tmp_path):
 def test_view_of_a_missing_checkpoint_names_it(tmp_path):
     missing = tmp_path / "nope.ckpt"
     assert str(missing) in _one_error_line(_run(["zoo.view", f"ckpt={missing}"], tmp_path))
+
+
+def test_view_config_sets_every_view_option():
+    from hydra import compose, initialize_config_dir
+
+    from zoo.cli_utils import CONF_DIR
+    from zoo.viewer.session import ViewOptions
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="view", overrides=["pretrained=x"])
+    fields = set(ViewOptions.__dataclass_fields__)
+    assert fields <= set(cfg), fields - set(cfg)
+    opts = ViewOptions(**{k: cfg[k] for k in fields})
+    assert opts.preview_size < opts.full_size
+    assert cfg.host == "127.0.0.1"  # loopback unless asked

@@ -49,7 +49,7 @@ class ViewOptions:
     n_samples: int = 1
     mesh_resolution: int = 64
     n_points: int = 2048
-    point_size: float = 0.007
+    point_size: float = 0.005
     preview_size: int = 64
     full_size: int = 256
     still_s: float = 0.25
@@ -122,7 +122,11 @@ class ViewerSession:
         up = "+z" if self.radiance else "+y"
         server.scene.set_up_direction(up)
         self.up = np.array([0.0, 0.0, 1.0]) if self.radiance else np.array([0.0, 1.0, 0.0])
-        server.initial_camera.position = (1.0, -1.0, 0.6) if self.radiance else (1.0, 0.7, 1.3)
+        # Far enough back to see a row of n samples (shapes have a unit diagonal).
+        back = 1.0 + 0.55 * (max(1, self.opt.n_samples) - 1)
+        server.initial_camera.position = (
+            (1.0, -1.0, 0.6) if self.radiance else (0.6 * back, 0.6 * back, 1.3 * back)
+        )
         server.initial_camera.look_at = (0.0, 0.0, 0.0)
         server.initial_camera.fov = math.radians(45.0)
         self._build_gui()
