@@ -17,7 +17,6 @@ What is shown depends only on the model's ``kind`` (the Representation interface
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import threading
@@ -63,6 +62,21 @@ class ViewOptions:
 def _value(handle: Any, default: Any) -> Any:
     """A GUI control's value, or ``default`` where the control is not shown."""
     return default if handle is None else handle.value
+
+
+def _encode_video(video: np.ndarray, fps: int) -> tuple[bytes, str]:
+    """(T, H, W, 3) uint8 frames as MP4 where imageio has an encoder (imageio-ffmpeg or PyAV),
+    else as an animated GIF; returns (file bytes, extension)."""
+    import importlib.util
+
+    import imageio.v3 as iio
+
+    if importlib.util.find_spec("imageio_ffmpeg") or importlib.util.find_spec("av"):
+        try:
+            return iio.imwrite("<bytes>", video, extension=".mp4", fps=fps), "mp4"
+        except (OSError, ValueError, RuntimeError):
+            pass  # an encoder that cannot write this: fall back to GIF
+    return iio.imwrite("<bytes>", video, extension=".gif", duration=1000 / fps, loop=0), "gif"
 
 
 def _height_colors(h: np.ndarray) -> np.ndarray:
@@ -433,7 +447,6 @@ class ViewerSession:
         return path
 
     def _video(self, client: Any) -> Path:
-        import imageio.v3 as iio
 
         with self._lock:
             keys = list(self._keyframes)
@@ -449,20 +462,10 @@ class ViewerSession:
         video = np.stack([f[:h, :w] for f in frames])
         self.out.mkdir(parents=True, exist_ok=True)
         stem = f"{self.model.name}_path_{time.strftime('%Y%m%d-%H%M%S')}"
-        try:
-            buf = io.BytesIO(
-                iio.imwrite("<bytes>", video, extension=".mp4", fps=self.opt.video_fps)
-            )
-            path = self.out / f"{stem}.mp4"
-        except (ImportError, OSError, ValueError):  # no video encoder: an animated GIF
-            buf = io.BytesIO(
-                iio.imwrite(
-                    "<bytes>", video, extension=".gif", duration=1000 / self.opt.video_fps, loop=0
-                )
-            )
-            path = self.out / f"{stem}.gif"
-        path.write_bytes(buf.getvalue())
-        client.send_file_download(path.name, buf.getvalue())
+        data, ext = _encode_video(video, self.opt.video_fps)
+        path = self.out / f"{stem}.{ext}"
+        path.write_bytes(data)
+        client.send_file_download(path.name, data)
         return path
 
 
