@@ -139,7 +139,7 @@ class ViewerSession:
         # Far enough back to see a row of n samples (shapes have a unit diagonal).
         back = 1.0 + 0.55 * (max(1, self.opt.n_samples) - 1)
         server.initial_camera.position = (
-            (1.0, -1.0, 0.6) if self.radiance else (0.6 * back, 0.6 * back, 1.3 * back)
+            (1.0, -1.0, 0.6) if self.radiance else (0.3 * back, 0.55 * back, 1.5 * back)
         )
         server.initial_camera.look_at = (0.0, 0.0, 0.0)
         server.initial_camera.fov = math.radians(45.0)
