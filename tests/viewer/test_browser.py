@@ -31,7 +31,7 @@ VIEWERS = {
     "mesh": ["pretrained=mesh_gcn-synthshapes", "n_samples=2"],
     "points": ["pretrained=pointflow-synthshapes", "n_points=1024"],
     "ngp": ["pretrained=ngp-synthshapes-chair", "train_cameras=false", "preview_size=32",
-            "full_size=96"],
+            "full_size=96", "video_frames=8", "video_size=32"],
 }  # fmt: skip
 
 
@@ -133,6 +133,34 @@ def test_radiance_field_renders_a_new_frame_when_the_camera_moves(browser, viewe
     changed = (np.abs(after.astype(int) - before.astype(int)).max(-1) > 24).mean()
     assert drawn_fraction(after) >= 0.02
     assert changed >= 0.01, f"the frame did not change with the camera ({changed:.4f})"
+
+
+def _wait_file(folder: Path, pattern: str, timeout: float = 60.0) -> Path:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        found = sorted(folder.glob(pattern))
+        if found:
+            time.sleep(0.3)  # written atomically enough for a PNG / GIF of this size
+            return found[0]
+        time.sleep(0.3)
+    raise AssertionError(f"no {pattern} in {folder} after {timeout} s")
+
+
+def test_snapshot_and_camera_path_video_of_a_radiance_field(browser, viewers):
+    import imageio.v3 as iio
+
+    out = viewers["ngp"].log.parent
+    page = _open(browser, viewers["ngp"].wait_url())
+    _wait_full_frame(page, 0)
+    page.get_by_role("button", name="snapshot (PNG)").click()
+    shot = iio.imread(_wait_file(out, "ngp_snapshot_*.png"))
+    assert shot.shape[0] == 96 and shot.shape[2] == 3
+    assert drawn_fraction(shot) >= 0.02, "the snapshot is blank"
+    page.get_by_role("button", name="camera-path video").click()
+    video = iio.imread(_wait_file(out, "ngp_path_*"), index=None)
+    page.close()
+    assert video.shape[0] == 8 and video.shape[1] == 32  # 8 frames of an orbit
+    assert np.abs(video[0].astype(int) - video[4].astype(int)).max() > 24  # it turns
 
 
 def _tiny_report(out: Path) -> Path:

@@ -29,7 +29,8 @@ import numpy as np
 import torch
 
 from zoo.representation import Representation
-from zoo.viewer.cameras import BrowserPose, cameras_to_poses, interpolate_path, orbit_path
+from zoo.viewer.cameras import BrowserPose, cameras_to_poses
+from zoo.viewer.exports import camera_path_video, pose_of, snapshot
 from zoo.viewer.render import OUTPUTS, RenderState, colorize, composite_depth, render_view
 from zoo.viewer.scene import shape_geometry, training_cameras
 
@@ -64,36 +65,12 @@ def _value(handle: Any, default: Any) -> Any:
     return default if handle is None else handle.value
 
 
-def _encode_video(video: np.ndarray, fps: int) -> tuple[bytes, str]:
-    """(T, H, W, 3) uint8 frames as MP4 where imageio has an encoder (imageio-ffmpeg or PyAV),
-    else as an animated GIF; returns (file bytes, extension)."""
-    import importlib.util
-
-    import imageio.v3 as iio
-
-    if importlib.util.find_spec("imageio_ffmpeg") or importlib.util.find_spec("av"):
-        try:
-            return iio.imwrite("<bytes>", video, extension=".mp4", fps=fps), "mp4"
-        except (OSError, ValueError, RuntimeError):
-            pass  # an encoder that cannot write this: fall back to GIF
-    return iio.imwrite("<bytes>", video, extension=".gif", duration=1000 / fps, loop=0), "gif"
-
-
 def _height_colors(h: np.ndarray) -> np.ndarray:
     """(N, 3) uint8 colours of points by their height (viridis), so depth reads at a glance."""
     from matplotlib import colormaps
 
     t = (h - h.min()) / max(float(np.ptp(h)), 1e-9)
     return (colormaps["viridis"](t)[:, :3] * 255).astype(np.uint8)
-
-
-def _pose_of(camera: Any) -> BrowserPose:
-    return BrowserPose(
-        tuple(float(v) for v in camera.wxyz),
-        tuple(float(v) for v in camera.position),
-        float(camera.fov),
-        float(camera.aspect),
-    )
 
 
 class ViewerSession:
@@ -239,7 +216,7 @@ class ViewerSession:
         if client is None:
             return
         with self._lock:
-            self._keyframes.append(_pose_of(client.camera))
+            self._keyframes.append(pose_of(client.camera))
             n = len(self._keyframes)
         self.key_text.value = f"{n}" + (" (orbit)" if n < 2 else "")
 
@@ -253,17 +230,22 @@ class ViewerSession:
         state = RenderState(self.opt.still_s, full_allowed=not self.training or self.paused)
         with self._lock:
             self._states[client.client_id] = state
-            self._shapes_dirty = self._shapes_dirty or not self.radiance and self.training
+            # a browser joining a training run sees the model as it is now
+            self._shapes_dirty = self._shapes_dirty or (self.training and not self.radiance)
 
         def moved(camera: Any) -> None:
             with self._lock:
-                state.camera_moved(_pose_of(camera))
+                state.camera_moved(pose_of(camera))
 
         client.camera.on_update(moved)
 
     def _on_disconnect(self, client: Any) -> None:
         with self._lock:
             self._states.pop(client.client_id, None)
+
+    def keyframes(self) -> list[BrowserPose]:
+        with self._lock:
+            return list(self._keyframes)
 
     @property
     def n_clients(self) -> int:
@@ -274,6 +256,7 @@ class ViewerSession:
         """The weights changed (training): redraw shapes / re-render frames on the next poll."""
         with self._lock:
             self._shapes_dirty = not self.radiance
+            self._interp_cache = None  # decoded with the old weights
             for st in self._states.values():
                 st.changed()
 
@@ -297,7 +280,8 @@ class ViewerSession:
             if client is None:
                 continue
             try:
-                path = self._snapshot(client) if action == "snapshot" else self._video(client)
+                export = snapshot if action == "snapshot" else camera_path_video
+                path = export(self, client)
                 client.add_notification(f"{action} saved", str(path), auto_close_seconds=6.0)
             except (RuntimeError, ValueError, TimeoutError) as e:
                 client.add_notification(f"{action} failed", str(e), color="red")
@@ -419,54 +403,6 @@ class ViewerSession:
         for handle in self._sample_handles:
             if hasattr(handle, "point_size"):
                 handle.point_size = float(_value(self.point_size, self.opt.point_size))
-
-    # -- exports
-    def _pose_image(self, client: Any, pose: BrowserPose, height: int) -> np.ndarray:
-        """(H, W, 3) uint8 image of what ``client`` sees from ``pose``: the model's own render
-        for a radiance field, the browser's render of the scene otherwise."""
-        if self.radiance:
-            maps = render_view(self.model, pose, height)
-            return colorize(maps, self.output.value, self.model.near, self.model.far)
-        width = max(1, round(height * pose.aspect))
-        img = client.get_render(
-            height, width, wxyz=pose.wxyz, position=pose.position, fov=pose.fov,
-            transport_format="png", timeout=30.0,
-        )  # fmt: skip
-        return np.asarray(img)[..., :3]
-
-    def _snapshot(self, client: Any) -> Path:
-        import imageio.v3 as iio
-
-        height = int(self.full_size.value) if self.radiance else 720
-        image = self._pose_image(client, _pose_of(client.camera), height)
-        self.out.mkdir(parents=True, exist_ok=True)
-        path = self.out / f"{self.model.name}_snapshot_{time.strftime('%Y%m%d-%H%M%S')}.png"
-        data = iio.imwrite("<bytes>", image, extension=".png")
-        path.write_bytes(data)
-        client.send_file_download(path.name, data)
-        return path
-
-    def _video(self, client: Any) -> Path:
-
-        with self._lock:
-            keys = list(self._keyframes)
-        n = int(self.video_frames.value)
-        pose = _pose_of(client.camera)
-        if len(keys) >= 2:
-            poses = interpolate_path(keys, n)
-        else:
-            poses = orbit_path(pose, np.asarray(client.camera.look_at), self.up, n)
-        frames = [self._pose_image(client, p, int(self.opt.video_size)) for p in poses]
-        h = min(f.shape[0] for f in frames)
-        w = min(f.shape[1] for f in frames)
-        video = np.stack([f[:h, :w] for f in frames])
-        self.out.mkdir(parents=True, exist_ok=True)
-        stem = f"{self.model.name}_path_{time.strftime('%Y%m%d-%H%M%S')}"
-        data, ext = _encode_video(video, self.opt.video_fps)
-        path = self.out / f"{stem}.{ext}"
-        path.write_bytes(data)
-        client.send_file_download(path.name, data)
-        return path
 
 
 __all__ = ["ViewOptions", "ViewerSession"]
