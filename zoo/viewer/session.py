@@ -113,12 +113,16 @@ class ViewerSession:
         up = "+z" if self.radiance else "+y"
         server.scene.set_up_direction(up)
         self.up = np.array([0.0, 0.0, 1.0]) if self.radiance else np.array([0.0, 1.0, 0.0])
-        # Far enough back to see a row of n samples (shapes have a unit diagonal).
-        back = 1.0 + 0.55 * (max(1, self.opt.n_samples) - 1)
-        server.initial_camera.position = (
-            (1.0, -1.0, 0.6) if self.radiance else (0.3 * back, 0.55 * back, 1.5 * back)
-        )
-        server.initial_camera.look_at = (0.0, 0.0, 0.0)
+        # Far enough back to see a row of n samples (shapes have a unit diagonal), aimed a
+        # little right of the row's centre so that the GUI panel (right) hides none of it.
+        n = max(1, self.opt.n_samples)
+        back, aim = 1.0 + 0.55 * (n - 1), 0.2 * (n - 1) * SPACING
+        if self.radiance:
+            server.initial_camera.position, target = (1.0, -1.0, 0.6), (0.0, 0.0, 0.0)
+        else:
+            server.initial_camera.position = (0.3 * back + aim, 0.55 * back, 1.5 * back)
+            target = (aim, 0.0, 0.0)
+        server.initial_camera.look_at = target
         server.initial_camera.fov = math.radians(45.0)
         self._build_gui()
         if self.radiance:

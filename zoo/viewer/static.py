@@ -79,7 +79,8 @@ def comparison_html(
         server.scene.add_label("/labels/ground_truth", "ground truth", position=(-GAP / 2, 0, 0.6))
     if prediction is not None:
         _add(server, "/prediction", prediction, GAP / 2)
-        server.scene.add_label("/labels/prediction", "model", position=(GAP / 2, 0, 0.6))
+    label = "model" if prediction is not None else "model: no surface"
+    server.scene.add_label("/labels/prediction", label, position=(GAP / 2, 0, 0.6))
     server.initial_camera.position = (0.0, -2.6, 1.1)
     server.initial_camera.look_at = (0.0, 0.0, 0.0)
     server.initial_camera.fov = math.radians(45.0)
