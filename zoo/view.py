@@ -19,8 +19,12 @@ from zoo.cli_utils import CONF_DIR, fail, pick_device, quiet_lightning
 from zoo.viewer import ViewerUnavailable, require_viser
 
 
-def run_view(cfg: DictConfig, max_seconds: float | None = None) -> None:
+def run_view(cfg: DictConfig) -> None:
+    """Load the model, start the viewer and serve it until Ctrl-C (see the module docstring)."""
     quiet_lightning()
+    port = cfg.get("port")
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        fail(f"port: expected an integer in [0, 65535], got {port!r}")
     if bool(cfg.get("ckpt")) == bool(cfg.get("pretrained")):
         fail("give a checkpoint or a pretrained name: python -m zoo.view ckpt=<path> | "
              "pretrained=<name>")  # fmt: skip
@@ -49,11 +53,10 @@ def run_view(cfg: DictConfig, max_seconds: float | None = None) -> None:
     model.eval()
     fields = ViewOptions.__dataclass_fields__
     options = ViewOptions(**{k: cfg[k] for k in fields if k in cfg})
-    server = start_server(str(cfg.host), int(cfg.port))
+    server = start_server(str(cfg.host), port)
     session = ViewerSession(server, model, options, meta=meta)
-    start = time.monotonic()
     try:
-        while max_seconds is None or time.monotonic() - start < max_seconds:
+        while True:
             if not session.poll():
                 time.sleep(0.01)
     except KeyboardInterrupt:
