@@ -39,12 +39,14 @@ def test_require_viser_names_the_extra(monkeypatch):
         require_viser()
 
 
+@pytest.mark.slow
 def test_view_without_the_extra_is_one_line(tmp_path):
     proc = _run(["zoo.view", "pretrained=ngp-synthshapes-chair"], tmp_path, hide_viser=True)
     line = _one_error_line(proc)
     assert "'view'" in line and 'pip install -e ".[view]"' in line
 
 
+@pytest.mark.slow
 def test_train_viewer_without_the_extra_is_one_line(tmp_path):
     proc = _run(
         ["zoo.train", "model=ngp", "viewer=true", f"hydra.run.dir={tmp_path / 'run'}",
@@ -52,11 +54,6 @@ def test_train_viewer_without_the_extra_is_one_line(tmp_path):
         tmp_path, hide_viser=True,
     )  # fmt: skip
     assert 'pip install -e ".[view]"' in _one_error_line(proc)
-
-
-def test_view_of_a_missing_checkpoint_names_it(tmp_path):
-    missing = tmp_path / "nope.ckpt"
-    assert str(missing) in _one_error_line(_run(["zoo.view", f"ckpt={missing}"], tmp_path))
 
 
 def test_view_config_sets_every_view_option():
