@@ -41,6 +41,8 @@ from zoo.checkpoint import AtomicCheckpointIO, CheckpointError, read_checkpoint,
 from zoo.cli_utils import CONF_DIR, fail, quiet_lightning, write_json
 from zoo.data.io import DataError
 from zoo.evaluation import evaluate, format_metrics
+from zoo.viewer import ViewerUnavailable
+from zoo.viewer.callback import viewer_callback
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +243,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Train ``cfg.model`` on ``cfg.data``; returns the metrics and the checkpoint path."""
     quiet_lightning()
     check_config_types(cfg)
+    try:  # viewer=true: the live viewer (zoo.viewer), checked before any data is prepared
+        viewer = viewer_callback(cfg)
+    except (ViewerUnavailable, ValueError) as e:
+        raise ConfigError(str(e)) from None
     if cfg.get("seed") is not None:
         pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     run_dir = Path(cfg.run_dir)
@@ -268,6 +274,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     final_ckpt = _checkpoint_dir(callbacks, run_dir) / "last.ckpt"
     # The final weights and optimiser state (for resuming), whatever the save interval.
     callbacks.append(FinalCheckpoint(final_ckpt))
+    if viewer is not None:
+        callbacks.append(viewer)
     trainer: pl.Trainer = _instantiate(
         _with_model_strategy(cfg.trainer, model),
         "trainer",

@@ -121,3 +121,20 @@ def test_collect_merges_result_files(bench, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     merged = json.loads((out / "models" / "results.json").read_text())["results"]
     assert sorted(r["model"] for r in merged) == ["nerf", "tiny_points"]
+
+
+def test_thumbnails_open_offline_3d_views(bench):
+    """Each model's showcase output and the ground truth are kept as files, and its thumbnail
+    links to an offline 3D page of them (viser's static export, the scene embedded)."""
+    out, _ = bench
+    results = json.loads((out / "results.json").read_text())["results"]
+    html = (out / "report.html").read_text()
+    for i, r in enumerate(results):
+        files = r["showcase_files"]
+        assert "ground_truth" in files, files
+        if math.isfinite(r["metrics"]["show/chamfer_l2"]):  # the model had a surface
+            assert "prediction" in files or "points" in files, files
+        assert all((out / rel).is_file() for rel in files.values()), files
+        page = next((out / "views").glob(f"{i:02d}_*.html"))
+        assert f'href="views/{page.name}"' in html
+        assert "__VISER_EMBED_DATA__" in page.read_text()

@@ -170,7 +170,10 @@ def run_model(cfg: DictConfig) -> dict[str, Any]:
         group, _, key = k.partition("/")
         row[f"recon/{key}" if group == "geom" else k] = v
     show = _showcase(cfg, model, dm, mid, index)
-    show_metrics, images = score(model, show, eval_cfg.n_points, eval_cfg.mesh_resolution)
+    geometry: dict[str, Any] = {}
+    show_metrics, images = score(
+        model, show, eval_cfg.n_points, eval_cfg.mesh_resolution, geometry=geometry
+    )
     row.update({f"show/{k}": v for k, v in show_metrics.items()})
     thumbs = run_dir / "thumbs"
     thumbs.mkdir(parents=True, exist_ok=True)
@@ -194,11 +197,31 @@ def run_model(cfg: DictConfig) -> dict[str, Any]:
         "metrics": row,
         "thumbnail": f"thumbs/{choice}.png",
         "showcase": {"category": show.category, "model_id": mid, "scene_index": index},
+        "showcase_files": _write_showcase_files(run_dir, choice, geometry, show.scene_mesh),
         "eval": OmegaConf.to_container(cfg.eval, resolve=True),
     }
     write_json(run_dir / "result.json", result)
     print(f"{choice}: {json.dumps({k: round(v, 5) for k, v in row.items()})}")
     return result
+
+
+def _write_showcase_files(
+    run_dir: Path, choice: str, geometry: dict[str, Any], scene_mesh: Any
+) -> dict[str, str]:
+    """The model's output on the showcase shape and the ground truth, in the scene frame, as
+    PLY files under ``run_dir/showcase/`` (for the report's 3D views); relative paths."""
+    from zoo.export import export_mesh, export_points
+
+    folder = run_dir / "showcase"
+    files: dict[str, Path] = {}
+    mesh, points = geometry.get("mesh"), geometry.get("points")
+    if mesh is not None and len(mesh.faces) > 0:
+        files["prediction"] = export_mesh(mesh, folder / f"{choice}.ply")
+    if points is not None:
+        files["points"] = export_points(points, folder / f"{choice}_points.ply")
+    if scene_mesh is not None:
+        files["ground_truth"] = export_mesh(scene_mesh, folder / "ground_truth.ply")
+    return {k: p.relative_to(run_dir).as_posix() for k, p in files.items()}
 
 
 def _setup_data(cfg: DictConfig, model: Any) -> Any:
@@ -247,6 +270,15 @@ def _gather(results: list[dict[str, Any]], dirs: list[Path], out_dir: Path) -> N
         for gt in ("ground_truth.png", "ground_truth_grey.png"):
             if (d / "thumbs" / gt).is_file() and not (thumbs / gt).is_file():
                 shutil.copyfile(d / "thumbs" / gt, thumbs / gt)
+        files = r.get("showcase_files") or {}
+        for key, rel in list(files.items()):  # the 3D views' inputs, kept apart per row
+            if (d / rel).is_file():
+                dst = out_dir / "showcase" / f"{i:02d}_{Path(rel).name}"
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(d / rel, dst)
+                files[key] = dst.relative_to(out_dir).as_posix()
+            else:
+                del files[key]
 
 
 def run_all(cfg: DictConfig) -> list[dict[str, Any]]:

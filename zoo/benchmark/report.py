@@ -153,10 +153,17 @@ def plots(results: list[dict[str, Any]], folder: Path) -> list[Path]:
 
 
 def write_html(
-    results: list[dict[str, Any]], out_dir: Path, plot_files: list[Path], command: str
+    results: list[dict[str, Any]],
+    out_dir: Path,
+    plot_files: list[Path],
+    command: str,
+    views: dict[int, str] | None = None,
+    views_note: str = "",
 ) -> Path:
     """A self-contained page (images referenced relatively) with the table, thumbnails of every
-    model on the showcase shape, plots and conventions."""
+    model on the showcase shape, plots and conventions. ``views`` (row index -> offline 3D page,
+    see :func:`zoo.viewer.static.write_comparison_pages`) turns those thumbnails into links."""
+    views = views or {}
     table = _html_table(results)
     thumbs = []
     gt = out_dir / "thumbs" / "ground_truth.png"
@@ -165,10 +172,10 @@ def write_html(
     gt_grey = out_dir / "thumbs" / "ground_truth_grey.png"
     if gt_grey.is_file():
         thumbs.append(_figure("thumbs/ground_truth_grey.png", "ground truth (grey)"))
-    for r in results:
+    for i, r in enumerate(results):
         t = r.get("thumbnail")
         if t and (out_dir / t).is_file():
-            thumbs.append(_figure(t, f"{r['model']} ({r.get('kind', '')})"))
+            thumbs.append(_figure(t, f"{r['model']} ({r.get('kind', '')})", views.get(i)))
     show = results[0].get("showcase", {}) if results else {}
     plots_html = "".join(
         f'<img src="{html.escape(p.relative_to(out_dir).as_posix())}" alt="{p.stem}">'
@@ -194,7 +201,9 @@ code {{ background: #f4f4f4; padding: 1px 4px; }}
 {table}
 <h2>The same held-out shape, every model</h2>
 <p>Showcase shape: {html.escape(str(show.get("category", "")))}
-<code>{html.escape(str(show.get("model_id", "")))}</code> (test split), first held-out view.</p>
+<code>{html.escape(str(show.get("model_id", "")))}</code> (test split), first held-out view.
+{"Click a model to turn its output and the ground truth in 3D (offline)." if views else ""}
+{html.escape(views_note)}</p>
 <div class="thumbs">{"".join(thumbs)}</div>
 <h2>Plots</h2><div class="plots">{plots_html}</div>
 <h2>Conventions</h2><ul>{conv}</ul>
@@ -205,11 +214,12 @@ code {{ background: #f4f4f4; padding: 1px 4px; }}
     return path
 
 
-def _figure(src: str, caption: str) -> str:
-    return (
-        f'<figure><img src="{html.escape(src)}" alt="{html.escape(caption)}">'
-        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
-    )
+def _figure(src: str, caption: str, link: str | None = None) -> str:
+    img = f'<img src="{html.escape(src)}" alt="{html.escape(caption)}">'
+    if link:
+        img = f'<a class="view3d" href="{html.escape(link)}" title="open in 3D">{img}</a>'
+        caption += " · 3D"
+    return f"<figure>{img}<figcaption>{html.escape(caption)}</figcaption></figure>"
 
 
 def _html_table(results: list[dict[str, Any]]) -> str:
@@ -237,8 +247,24 @@ def write_report(results: list[dict[str, Any]], out_dir: Path, command: str) -> 
     files["md"] = out_dir / "results.md"
     files["md"].write_text(f"Command: `{command}`\n\n{md}\n")
     plot_files = plots(results, out_dir / "plots")
-    files["html"] = write_html(results, out_dir, plot_files, command)
+    views, note = _views(results, out_dir)
+    files["html"] = write_html(results, out_dir, plot_files, command, views, note)
     return files
+
+
+def _views(results: list[dict[str, Any]], out_dir: Path) -> tuple[dict[int, str], str]:
+    """The offline 3D pages of the rows that carry showcase geometry (needs the ``view``
+    extra; without it the report keeps its static thumbnails and says why)."""
+    from zoo.viewer import ViewerUnavailable
+
+    if not any(r.get("showcase_files") for r in results):
+        return {}, ""
+    try:
+        from zoo.viewer.static import write_comparison_pages
+
+        return write_comparison_pages(results, out_dir), ""
+    except ViewerUnavailable as e:
+        return {}, f"(No 3D views: {e}.)"
 
 
 __all__ = ["COLUMNS", "CONVENTIONS", "markdown_table", "write_report"]

@@ -91,10 +91,13 @@ def score(
     show: Showcase,
     n_points: int = 2048,
     mesh_resolution: int = 64,
+    geometry: dict[str, Any] | None = None,
 ) -> tuple[dict[str, float], dict[str, Tensor]]:
     """Showcase metrics of ``model`` and its renders ``{"pred": (B,H,W,3), "gt": ...}`` (no
-    renders and no image metrics when the data has no rendered views)."""
-    from zoo.data.render_cache import y_up_to_z_up
+    renders and no image metrics when the data has no rendered views). When a ``geometry``
+    dict is given it receives the model's output in the scene frame (+Z up) for the report's 3D
+    view: ``"mesh"`` (trimesh, possibly empty) and ``"points"`` ((N, 3) tensor or None)."""
+    from zoo.data.render_cache import Y_UP_TO_Z_UP, y_up_to_z_up
     from zoo.metrics import chamfer_distance, f_score, psnr, ssim
     from zoo.ops.raycast import render_mesh
     from zoo.ops.surface import sample_surface
@@ -131,11 +134,20 @@ def score(
     except ValueError as e:
         log.warning("%s: no surface for the showcase shape: %s", model.name, e)
         points = None
-    if pred is None:  # shape models: ray-cast their mesh in the scene frame
+    mesh = None
+    if pred is None or geometry is not None:
         try:
             mesh = model.to_mesh(shape, resolution=mesh_resolution)
         except ValueError:
             mesh = trimesh.Trimesh()
+    if geometry is not None:
+        to_scene = (lambda m: m) if model.per_scene else y_up_to_z_up
+        geometry["mesh"] = to_scene(mesh) if len(mesh.faces) > 0 else mesh
+        geometry["points"] = None
+        if points is not None:
+            turn = torch.eye(3) if model.per_scene else torch.tensor(Y_UP_TO_Z_UP).float()
+            geometry["points"] = points @ turn.T
+    if pred is None:  # shape models: ray-cast their mesh in the scene frame
         if len(mesh.faces) > 0:
             maps = render_mesh(grey(y_up_to_z_up(mesh)), cams)
             pred, pred_mask = maps["rgb"].clamp(0, 1).cpu(), maps["mask"].bool().cpu()
