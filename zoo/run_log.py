@@ -70,7 +70,8 @@ def run_summary(
             suffix = "/" if Path(path).is_dir() else ""
             lines.append(f"  {key + ':':<13}{path}{suffix}")
     if tensorboard:
-        lines.append(f"  {'tensorboard:':<13}tensorboard --logdir {run_dir / 'tensorboard'}")
+        logdir = shlex.quote(str(run_dir / "tensorboard"))
+        lines.append(f"  {'tensorboard:':<13}tensorboard --logdir {logdir}")
     ckpt = str(checkpoint)
     lines += [
         "next:",
