@@ -195,6 +195,60 @@ def comparison(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def print_comparison(results: dict[str, dict[str, Any]], rows: list[dict[str, Any]]) -> None:
+    """The time-to-PSNR table of :func:`comparison`."""
+    labels = list(results)
+    print("\nTraining time (s) to reach a held-out PSNR (checkpoint resolution):")
+    print(f"{'PSNR dB':>8} " + " ".join(f"{lab:>12}" for lab in labels))
+    for r in rows:
+        cells = []
+        for lab in labels:
+            t, q = r["seconds"][lab], r["ratio_to_first"][lab]
+            txt = "-" if t is None else f"{t:.0f}" + ("" if q is None else f" ({q:.1f}x)")
+            cells.append(f"{txt:>12}")
+        tag = f"  ({labels[0]}'s best)" if r["first_best"] else ""
+        print(f"{r['psnr']:8.2f} " + " ".join(cells) + tag)
+    print(f"(in parentheses: time relative to {labels[0]})")
+
+
+def write_report(
+    args: argparse.Namespace,
+    results: dict[str, dict[str, Any]],
+    rows: list[dict[str, Any]],
+    load_before: tuple[float, float, float],
+) -> None:
+    """Write the JSON report of the runs finished so far to ``args.out``."""
+    tiny = args.dataset == "tinylego"
+    report = {
+        "data": str(args.data.resolve()) if tiny else "synthshapes chair (data=synthshapes)",
+        "split": "train views 0-89, held out 90-99" if tiny else "50 train views, 10 test views",
+        "minutes_per_model": {
+            n: {m: float(v) for m, v in args.minutes_for}.get(n, args.minutes) for n in results
+        },
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        },
+        "results": results,
+        "time_to_psnr": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps(
+            report,
+            indent=2,
+            default=lambda o: None if isinstance(o, float) and math.isnan(o) else str(o),
+        )
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--dataset", choices=["tinylego", "synthshapes"], default="tinylego")
@@ -241,54 +295,14 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
-    results = {}
+    results: dict[str, dict[str, Any]] = {}
     for label in args.models:
         torch.manual_seed(args.seed)
         results[parse_run(label)[0]] = run(label, args)
+        write_report(args, results, comparison(results), load_before)  # partial runs survive
     rows = comparison(results)
     if rows:
-        labels = list(results)
-        print("\nTraining time (s) to reach a held-out PSNR (checkpoint resolution):")
-        print(f"{'PSNR dB':>8} " + " ".join(f"{lab:>12}" for lab in labels))
-        for r in rows:
-            cells = []
-            for lab in labels:
-                t, q = r["seconds"][lab], r["ratio_to_first"][lab]
-                txt = "-" if t is None else f"{t:.0f}" + ("" if q is None else f" ({q:.1f}x)")
-                cells.append(f"{txt:>12}")
-            tag = f"  ({labels[0]}'s best)" if r["first_best"] else ""
-            print(f"{r['psnr']:8.2f} " + " ".join(cells) + tag)
-        print(f"(in parentheses: time relative to {labels[0]})")
-    tiny = args.dataset == "tinylego"
-    report = {
-        "data": str(args.data.resolve()) if tiny else "synthshapes chair (data=synthshapes)",
-        "split": "train views 0-89, held out 90-99" if tiny else "50 train views, 10 test views",
-        "minutes_per_model": {
-            n: {m: float(v) for m, v in args.minutes_for}.get(n, args.minutes)
-            for n in (parse_run(lab)[0] for lab in args.models)
-        },
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "loadavg_before": load_before,
-            "loadavg_after": os.getloadavg(),
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-        },
-        "results": results,
-        "time_to_psnr": rows,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            report,
-            indent=2,
-            default=lambda o: None if isinstance(o, float) and math.isnan(o) else str(o),
-        )
-    )
+        print_comparison(results, rows)
     print(f"\nwrote {args.out}")
 
 
