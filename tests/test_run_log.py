@@ -12,6 +12,7 @@ from zoo.cli_utils import silence_library_noise
 from zoo.run_log import command_line, route_library_logs, run_summary
 
 LEAFSPEC = "`isinstance(treespec, LeafSpec)` is deprecated, use something else"
+warn = warnings.warn  # called from code compiled as if it lived in another module
 
 
 def test_summary_lists_existing_results_and_next_commands(tmp_path):
@@ -81,9 +82,6 @@ def test_lightning_logs_reach_the_root_handlers_in_a_hydra_run(monkeypatch):
         assert lib.handlers == [] and lib.propagate
     finally:
         logging.captureWarnings(False)
-
-
-warn = warnings.warn
 
 
 @pytest.fixture(autouse=True)
