@@ -1,17 +1,26 @@
-"""Held-out PSNR against training wall time for model=nerf and model=ngp on the tiny lego.
+"""Held-out PSNR against training wall time of radiance-field runs (model=nerf, model=ngp).
 
-Data: ``../shared/data/real/nerf/tiny_lego_100px_derived.npz`` (relative to the repository;
-100 views of 100 x 100 on black): views 0-89 train, 90-99 are held out. Each model is built
-from its CPU-default Hydra config (``conf/model/<name>.yaml``, overrides with ``--set``) and
-trained by a plain loop over the datamodule's random-ray batches for ``--minutes`` of training
-wall time (time spent rendering the held-out views for the curve is not counted; one-off
-costs such as ``torch.compile`` are). The held-out PSNR (mean over the 10 views of the PSNR of
-each view) is measured at a geometric schedule of training times.
+Data (``--dataset``): ``tinylego``, ``../shared/data/real/nerf/tiny_lego_100px_derived.npz``
+(relative to the repository; 100 views of 100 x 100 on black): views 0-89 train, 90-99 are
+held out; or ``synthshapes``, the embedded chair of ``python -m zoo.train model=nerf`` (50
+train views, its 10 test views held out). Each run is a label, ``LABEL`` or ``LABEL=MODEL``
+(``--models``): the model is built from its CPU-default Hydra config
+(``conf/model/<MODEL>.yaml``) plus the label's preset overrides (:data:`PRESETS`, e.g.
+``nerf_nogrid``: the nerf default without its occupancy grid; ``nerf_old``: the CPU default
+before the grid) and any ``--set LABEL OVERRIDE``; it is trained by a plain loop over the
+datamodule's random-ray batches for ``--minutes`` of training wall time (time spent rendering
+the held-out views for the curve is not counted; one-off costs such as ``torch.compile`` are).
+The held-out PSNR (mean over the held-out views of the PSNR of each view) is measured at a
+geometric schedule of training times.
 
-Prints a table per model, the time each model needs to reach given PSNRs and the speed-up,
-and writes everything to JSON (``--out``, default ``benchmarks/results/nerf.json``).
+Prints a table per run, the time each run needs to reach given PSNRs and the speed-up of each
+run over the first one, and writes everything to JSON (``--out``, default
+``benchmarks/results/nerf.json``).
 
     python benchmarks/bench_nerf.py --minutes 5
+    python benchmarks/bench_nerf.py --models nerf nerf_nogrid nerf_old --minutes 5 \\
+        --out benchmarks/results/nerf_occupancy.json
+    python benchmarks/bench_nerf.py --dataset synthshapes --models nerf nerf_old --minutes 5
     python benchmarks/bench_nerf.py --models ngp --minutes 1 --set ngp model.compile=true
 
 OpenMP threads are made to sleep rather than spin while waiting (``OMP_WAIT_POLICY=PASSIVE``
@@ -37,10 +46,33 @@ import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO / ".." / "shared" / "data" / "real" / "nerf" / "tiny_lego_100px_derived.npz"
+# Overrides a run label implies (on top of its model's CPU default).
+PRESETS: dict[str, list[str]] = {
+    # The nerf CPU default without empty-space skipping: stratified samples in [near, far].
+    "nerf_nogrid": ["model.occupancy=null"],
+    # The nerf CPU default before the occupancy grid (what zoo.train model=nerf used to run).
+    "nerf_old": [
+        "model.occupancy=null",
+        "model.num_samples=64",
+        "model.field.pos_freqs=6",
+        "model.field.depth=4",
+        "model.field.width=128",
+        "model.field.use_viewdirs=false",
+    ],
+}
 
 
-def build(model_name: str, data_path: Path, overrides: list[str], rays: int | None) -> tuple:
-    """Model and datamodule exactly as ``python -m zoo.train model=<name> data=tinynerf``."""
+def parse_run(label: str) -> tuple[str, str]:
+    """``LABEL`` or ``LABEL=MODEL`` -> (label, model); a preset label names its model."""
+    if "=" in label:
+        name, model = label.split("=", 1)
+        return name, model
+    return label, label.split("_", 1)[0]
+
+
+def build(model_name: str, data_path: Path | None, overrides: list[str], rays: int | None) -> tuple:
+    """Model and datamodule exactly as ``python -m zoo.train model=<name> data=tinynerf``
+    (``data_path`` None: the default data, the embedded chair of ``data=synthshapes``)."""
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
@@ -48,13 +80,15 @@ def build(model_name: str, data_path: Path, overrides: list[str], rays: int | No
     import zoo.models.ngp  # noqa: F401
     from zoo.cli_utils import CONF_DIR
 
-    ov = [f"model={model_name}", "data=tinynerf", f"data.path={data_path}", "run_dir=/tmp/bench"]
+    data = ["data=tinynerf", f"data.path={data_path}"] if data_path is not None else []
+    ov = [f"model={model_name}", *data, "run_dir=/tmp/bench"]
     if rays is not None:
         ov.append(f"data.rays_per_batch={rays}")
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(config_name="train", overrides=ov + overrides)
     model = instantiate(cfg.model)
     dm = instantiate(cfg.data, form=model.data_form)
+    dm.prepare_data()
     dm.setup("fit")
     model.configure_from_data(dm.info())
     return model, dm, cfg
@@ -78,19 +112,22 @@ def eval_times(budget: float) -> list[float]:
     return times + [budget]
 
 
-def run(model_name: str, args: argparse.Namespace) -> dict[str, Any]:
-    overrides = [o for name, o in args.set if name in (model_name, "all")]
-    model, dm, cfg = build(model_name, args.data, overrides, args.rays)
+def run(label: str, args: argparse.Namespace) -> dict[str, Any]:
+    label, model_name = parse_run(label)
+    overrides = PRESETS.get(label, []) + [o for name, o in args.set if name in (label, "all")]
+    data = args.data if args.dataset == "tinylego" else None
+    model, dm, cfg = build(model_name, data, overrides, args.rays)
     cameras, images = dm.eval_views("test")
     ds = dm.train_dataset()
     opt_cfg = model.configure_optimizers()
     opt = opt_cfg["optimizer"] if isinstance(opt_cfg, dict) else opt_cfg
     sched = opt_cfg["lr_scheduler"]["scheduler"] if isinstance(opt_cfg, dict) else None
     model.train()
-    minutes = {name: float(m) for name, m in args.minutes_for}.get(model_name, args.minutes)
+    minutes = {name: float(m) for name, m in args.minutes_for}.get(label, args.minutes)
     budget = 60.0 * minutes
     checkpoints = sorted(args.checkpoints) if args.checkpoints else eval_times(budget)
-    print(f"\n[{model_name}] rays/step {ds.rays_per_batch}, {budget:.0f} s of training", flush=True)
+    print(f"\n[{label}] {' '.join(overrides)}", flush=True)
+    print(f"rays/step {ds.rays_per_batch}, {budget:.0f} s of training", flush=True)
     print(f"{'train s':>8} {'steps':>7} {'it/s':>6} {'held-out PSNR':>14}", flush=True)
     curve = []
     if args.eval_untrained:  # slow for ngp: nothing is skipped before the first grid update
@@ -115,6 +152,7 @@ def run(model_name: str, args: argparse.Namespace) -> dict[str, Any]:
         print(f"{train_s:8.1f} {step:7d} {step / train_s:6.2f} {psnr:14.2f}", flush=True)
     return {
         "model": model_name,
+        "overrides": overrides,
         "config": {k: v for k, v in _plain(cfg.model).items() if k not in ("optimizer",)},
         "optimizer": _plain(cfg.model).get("optimizer"),
         "rays_per_batch": ds.rays_per_batch,
@@ -137,32 +175,91 @@ def time_to(curve: list[dict[str, float]], psnr: float) -> float | None:
 
 
 def comparison(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Time for each model to reach several PSNRs (incl. nerf's best) and nerf/ngp ratios."""
-    if not {"nerf", "ngp"} <= set(results):
+    """Time for each run to reach several PSNRs (incl. the first run's best) and the ratio of
+    each run's time to the first run's (> 1: the first run is faster)."""
+    if len(results) < 2:
         return []
-    best_nerf = max(p["psnr"] for p in results["nerf"]["curve"])
-    best_nerf = math.floor(best_nerf * 100) / 100  # reached by nerf at 2 decimals
-    levels = sorted({15.0, 18.0, 20.0, 22.0, 25.0, best_nerf})
+    labels = list(results)
+    first = labels[0]
+    best = max(p["psnr"] for p in results[first]["curve"])
+    best = math.floor(best * 100) / 100  # reached by the first run at 2 decimals
+    levels = sorted({15.0, 18.0, 20.0, 22.0, 25.0, 28.0, best})
     rows = []
     for level in levels:
-        tn, tg = time_to(results["nerf"]["curve"], level), time_to(results["ngp"]["curve"], level)
-        ratio = tn / tg if tn is not None and tg else None
+        times = {lab: time_to(results[lab]["curve"], level) for lab in labels}
+        t0 = times[first]
+        ratios = {lab: (t / t0 if t is not None and t0 else None) for lab, t in times.items()}
         rows.append(
-            {
-                "psnr": level,
-                "nerf_s": tn,
-                "ngp_s": tg,
-                "speedup": ratio,
-                "nerf_best": level == best_nerf,
-            }
+            {"psnr": level, "seconds": times, "ratio_to_first": ratios, "first_best": level == best}
         )
     return rows
 
 
+def print_comparison(results: dict[str, dict[str, Any]], rows: list[dict[str, Any]]) -> None:
+    """The time-to-PSNR table of :func:`comparison`."""
+    labels = list(results)
+    print("\nTraining time (s) to reach a held-out PSNR (checkpoint resolution):")
+    print(f"{'PSNR dB':>8} " + " ".join(f"{lab:>12}" for lab in labels))
+    for r in rows:
+        cells = []
+        for lab in labels:
+            t, q = r["seconds"][lab], r["ratio_to_first"][lab]
+            txt = "-" if t is None else f"{t:.0f}" + ("" if q is None else f" ({q:.1f}x)")
+            cells.append(f"{txt:>12}")
+        tag = f"  ({labels[0]}'s best)" if r["first_best"] else ""
+        print(f"{r['psnr']:8.2f} " + " ".join(cells) + tag)
+    print(f"(in parentheses: time relative to {labels[0]})")
+
+
+def write_report(
+    args: argparse.Namespace,
+    results: dict[str, dict[str, Any]],
+    rows: list[dict[str, Any]],
+    load_before: tuple[float, float, float],
+) -> None:
+    """Write the JSON report of the runs finished so far to ``args.out``."""
+    tiny = args.dataset == "tinylego"
+    report = {
+        "data": str(args.data.resolve()) if tiny else "synthshapes chair (data=synthshapes)",
+        "split": "train views 0-89, held out 90-99" if tiny else "50 train views, 10 test views",
+        "minutes_per_model": {
+            n: {m: float(v) for m, v in args.minutes_for}.get(n, args.minutes) for n in results
+        },
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        },
+        "results": results,
+        "time_to_psnr": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps(
+            report,
+            indent=2,
+            default=lambda o: None if isinstance(o, float) and math.isnan(o) else str(o),
+        )
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    p.add_argument("--models", nargs="+", default=["nerf", "ngp"])
+    p.add_argument("--dataset", choices=["tinylego", "synthshapes"], default="tinylego")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the tiny-lego .npz")
+    p.add_argument(
+        "--models",
+        nargs="+",
+        default=["nerf", "ngp"],
+        metavar="LABEL[=MODEL]",
+        help=f"runs; presets: {', '.join(PRESETS)}",
+    )
     p.add_argument("--minutes", type=float, default=5.0, help="training budget per model")
     p.add_argument(
         "--minutes-for",
@@ -189,56 +286,23 @@ def main() -> None:
         action="append",
         default=[],
         metavar=("MODEL", "OVERRIDE"),
-        help="a Hydra override for one model (or 'all'), e.g. --set ngp model.compile=true",
+        help="a Hydra override for one run label (or 'all'), e.g. --set ngp model.compile=true",
     )
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "nerf.json")
     args = p.parse_args()
-    if not args.data.is_file():
+    if args.dataset == "tinylego" and not args.data.is_file():
         raise SystemExit(f"--data: no such file {args.data}")
     if args.threads:
         torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
-    results = {}
-    for name in args.models:
+    results: dict[str, dict[str, Any]] = {}
+    for label in args.models:
         torch.manual_seed(args.seed)
-        results[name] = run(name, args)
+        results[parse_run(label)[0]] = run(label, args)
+        write_report(args, results, comparison(results), load_before)  # partial runs survive
     rows = comparison(results)
     if rows:
-        print("\nTraining time to reach a held-out PSNR (checkpoint resolution):")
-        print(f"{'PSNR dB':>8} {'nerf s':>8} {'ngp s':>8} {'nerf/ngp':>9}")
-        for r in rows:
-            fmt = lambda v: f"{v:8.1f}" if v is not None else f"{'-':>8}"  # noqa: E731
-            sp = f"{r['speedup']:9.1f}" if r["speedup"] is not None else f"{'-':>9}"
-            tag = "  (nerf's best)" if r["nerf_best"] else ""
-            print(f"{r['psnr']:8.2f} {fmt(r['nerf_s'])} {fmt(r['ngp_s'])} {sp}{tag}")
-    report = {
-        "data": str(args.data.resolve()),
-        "split": "train views 0-89, held out 90-99",
-        "minutes_per_model": {
-            n: {m: float(v) for m, v in args.minutes_for}.get(n, args.minutes) for n in args.models
-        },
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "loadavg_before": load_before,
-            "loadavg_after": os.getloadavg(),
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-        },
-        "results": results,
-        "time_to_psnr": rows,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            report,
-            indent=2,
-            default=lambda o: None if isinstance(o, float) and math.isnan(o) else str(o),
-        )
-    )
+        print_comparison(results, rows)
     print(f"\nwrote {args.out}")
 
 

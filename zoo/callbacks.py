@@ -6,17 +6,22 @@ so the newest checkpoint on disk stays the last good one, and ``zoo.train`` exit
 with one line. ``FinalCheckpoint`` (added by ``zoo.train`` itself) writes ``last.ckpt`` at the
 end of fit from inside the training processes, so it holds the true final step and optimiser
 state under every strategy, ``ddp_spawn`` included (whose launching process never trains).
+``ModelTable`` prints the model summary without Lightning's meaningless ``Total FLOPs: 0``;
+``ProgressLog`` writes progress milestones to ``train.log``.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary
+
+_log = logging.getLogger("zoo.run")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -146,3 +151,101 @@ class FinalCheckpoint(pl.Callback):
                     cb.last_model_path = self.path
                     if hasattr(cb, "_last_checkpoint_saved"):
                         cb._last_checkpoint_saved = self.path
+
+
+class ModelTable(ModelSummary):
+    """Lightning's model summary as a plain table, without the FLOPs column and the
+    ``Total FLOPs: 0`` line when nothing was counted (the FLOP counter needs an example input,
+    which the zoo models do not declare, so it always reads 0 here). Printed and written to
+    ``train.log`` (:func:`zoo.run_log.say`)."""
+
+    @staticmethod
+    def summarize(
+        summary_data: list[tuple[str, list[str]]],
+        total_parameters: int,
+        trainable_parameters: int,
+        model_size: float,
+        total_training_modes: dict[str, int],
+        total_flops: int,
+        **summarize_kwargs: Any,
+    ) -> None:
+        from zoo.run_log import say
+
+        say(format_model_table(summary_data, total_parameters, trainable_parameters, total_flops))
+
+
+def format_model_table(
+    columns: list[tuple[str, list[str]]],
+    total_parameters: int,
+    trainable_parameters: int,
+    total_flops: int = 0,
+) -> str:
+    """Columns ``[(header, values)]`` as an aligned text table plus the parameter counts; the
+    ``FLOPs`` column and total only when ``total_flops`` is non-zero."""
+    from pytorch_lightning.utilities.model_summary.model_summary import (
+        get_human_readable_count,
+    )
+
+    if not total_flops:
+        columns = [c for c in columns if c[0] != "FLOPs"]
+    widths = [max([len(h), *(len(str(v)) for v in vals)]) for h, vals in columns]
+    rows = [" | ".join(f"{h:<{w}}" for (h, _), w in zip(columns, widths, strict=True))]
+    rows.append("-" * len(rows[0]))
+    n = len(columns[0][1]) if columns else 0
+    for i in range(n):
+        rows.append(
+            " | ".join(f"{str(vals[i]):<{w}}" for (_, vals), w in zip(columns, widths, strict=True))
+        )
+    rows.append(
+        f"params: {get_human_readable_count(int(total_parameters))} total, "
+        f"{get_human_readable_count(int(trainable_parameters))} trainable"
+    )
+    if total_flops:
+        rows.append(f"FLOPs: {get_human_readable_count(int(total_flops))}")
+    return "\n".join(rows)
+
+
+class ProgressLog(pl.Callback):
+    """Progress milestones in ``train.log`` (INFO on the ``zoo.run`` logger, not the console,
+    which has the progress bar): the step and the latest logged values every ``every`` steps
+    and after each validation, and the end of training.
+
+    Args:
+        every: training steps between milestones (0: only validations and the end).
+    """
+
+    def __init__(self, every: int = 100) -> None:
+        if every < 0:
+            raise ValueError(f"every must be >= 0, got {every}")
+        self.every = int(every)
+
+    @staticmethod
+    def _line(trainer: pl.Trainer, what: str) -> str:
+        values = {k: _as_float(v) for k, v in sorted(trainer.callback_metrics.items())}
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items() if v is not None)
+        total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else "?"
+        return f"{what} step {trainer.global_step}/{total}" + (f": {shown}" if shown else "")
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.is_global_zero:
+            _log.info("training %s from step %d", type(pl_module).__name__, trainer.global_step)
+
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        step = int(trainer.global_step)
+        if trainer.is_global_zero and self.every and step % self.every == 0:
+            _log.info(self._line(trainer, "train"))
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.is_global_zero and not trainer.sanity_checking:
+            _log.info(self._line(trainer, "validation"))
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.is_global_zero:
+            _log.info(self._line(trainer, "training ended at"))

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,32 @@ import torch
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
+# Warnings of the libraries that say nothing to a zoo user, each matched by category, message
+# and the module that raises it, so that the same kind of warning from anywhere else (the
+# user's own configs and code included) is still shown.
+LIBRARY_NOISE: tuple[tuple[type[Warning], str, str], ...] = (
+    # torch >= 2.10 deprecates isinstance(x, LeafSpec), which Lightning's _pytree still uses.
+    (
+        FutureWarning,
+        r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+        r"pytorch_lightning\.utilities\._pytree|lightning\.pytorch\.utilities\._pytree",
+    ),
+)
+
+
+def silence_library_noise() -> None:
+    """Ignore the warnings of :data:`LIBRARY_NOISE` (targeted filters: category, message and
+    module must all match)."""
+    for category, message, module in LIBRARY_NOISE:
+        warnings.filterwarnings("ignore", message=message, category=category, module=module)
+
+
 def quiet_lightning() -> None:
     """Keep the console to the progress bar, the metrics and our own lines."""
     for name in ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero"):
         logging.getLogger(name).setLevel(logging.WARNING)
     os.environ.setdefault("PYTHONWARNINGS", "ignore::UserWarning")
+    silence_library_noise()
 
 
 def pick_device(name: str) -> torch.device:

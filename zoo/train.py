@@ -2,7 +2,10 @@
 
 With no other argument a model trains on its embedded default data (``data=synthshapes``),
 with a progress bar, TensorBoard + CSV logs and checkpoints in ``outputs/<model>/<time>/``,
-and ends by printing the shared metric suite and ``checkpoint: <path>``.
+and ends by printing the shared metric suite, ``checkpoint: <path>`` and a summary: where the
+renders, mesh, metrics and log are, the TensorBoard command, and the commands to sample,
+evaluate or view the checkpoint. ``train.log`` in the run directory holds the run's log: the
+config, the data, progress milestones, the metrics and warnings (:mod:`zoo.run_log`).
 
 Resuming: ``ckpt_path=last`` (or ``resume=true``) continues from this run directory's
 ``checkpoints/last.ckpt`` (else the newest one of a sibling run of the same model), with the
@@ -34,13 +37,16 @@ import pytorch_lightning as pl
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.loggers import TensorBoardLogger
 
 from zoo.callbacks import FinalCheckpoint, NonFiniteLossError
 from zoo.checkpoint import AtomicCheckpointIO, CheckpointError, read_checkpoint, zoo_meta
 from zoo.cli_utils import CONF_DIR, fail, quiet_lightning, write_json
 from zoo.data.io import DataError
 from zoo.evaluation import evaluate, format_metrics
+from zoo.run_log import route_library_logs, run_summary, say
 from zoo.viewer import ViewerUnavailable
 from zoo.viewer.callback import viewer_callback
 
@@ -242,11 +248,13 @@ def _checkpoint_dir(callbacks: list[Any], run_dir: Path) -> Path:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train ``cfg.model`` on ``cfg.data``; returns the metrics and the checkpoint path."""
     quiet_lightning()
+    route_library_logs()
     check_config_types(cfg)
     try:  # viewer=true: the live viewer (zoo.viewer), checked before any data is prepared
         viewer = viewer_callback(cfg)
     except (ViewerUnavailable, ValueError) as e:
         raise ConfigError(str(e)) from None
+    log.info("config:\n%s", _config_text(cfg))
     if cfg.get("seed") is not None:
         pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     run_dir = Path(cfg.run_dir)
@@ -260,6 +268,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         datamodule.prepare_data()
         datamodule.setup("fit")
     info = datamodule.info()
+    log.info("data: %s", info)
     model.configure_from_data(info)
     model.zoo_meta = {
         "model_cfg": OmegaConf.to_container(cfg.model, resolve=True),
@@ -296,10 +305,55 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         metrics = evaluate(model, datamodule, eval_cfg, out_dir=run_dir)
         write_json(run_dir / "metrics.json", metrics)
         write_json(final_ckpt.with_suffix(".metrics.json"), metrics)
-        print(f"\n{model.name} on {info.get('dataset', '?')} ({eval_cfg.split} split):")
-        print(format_metrics(metrics))
-        print(f"checkpoint: {final_ckpt}")
+        say(f"\n{model.name} on {info.get('dataset', '?')} ({eval_cfg.split} split):")
+        say(format_metrics(metrics))
+        say(f"checkpoint: {final_ckpt}")
+        mesh = _export_mesh(model, run_dir, eval_cfg)
+        renders = run_dir / "renders"
+        lines = run_summary(
+            run_dir,
+            final_ckpt,
+            tensorboard=any(isinstance(lg, TensorBoardLogger) for lg in loggers),
+            files={
+                "renders": renders if renders.is_dir() else None,
+                "mesh": mesh,
+                "metrics": run_dir / "metrics.json",
+                "log": _log_file(),
+            },
+        )
+        say("\n" + "\n".join(lines))
     return {"metrics": metrics, "checkpoint": str(final_ckpt)}
+
+
+def _export_mesh(model: Any, run_dir: Path, eval_cfg: Any) -> Path | None:
+    """``<run_dir>/mesh.ply``: the fitted scene of a per-scene model (e.g. nerf) meshed at the
+    evaluation's resolution; None for other models (``zoo.sample`` meshes their samples) or
+    when the mesh is empty."""
+    if not getattr(model, "per_scene", False):
+        return None
+    mesh = model.to_mesh(model.sample(1)[0], resolution=int(eval_cfg.mesh_resolution))
+    if len(mesh.faces) == 0:
+        log.warning("%s: the density never crosses its threshold: no mesh written", model.name)
+        return None
+    path = run_dir / "mesh.ply"
+    mesh.export(path)
+    return path
+
+
+def _config_text(cfg: DictConfig) -> str:
+    """The config as YAML, resolved where it can be (unresolved otherwise)."""
+    try:
+        return OmegaConf.to_yaml(cfg, resolve=True)
+    except OmegaConfBaseException:
+        return OmegaConf.to_yaml(cfg)
+
+
+def _log_file() -> Path | None:
+    """The file the root logger writes to (Hydra's ``<run_dir>/train.log``), if any."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            return Path(handler.baseFilename)
+    return None
 
 
 def _worker_error_line(e: BaseException) -> str | None:

@@ -22,8 +22,13 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def _run(args: list[str], tmp: Path, check: bool = True) -> subprocess.CompletedProcess:
+def _run(
+    args: list[str], tmp: Path, check: bool = True, warnings: bool = False
+) -> subprocess.CompletedProcess:
+    """``python -m <args>``; ``warnings``: Python warnings shown (no PYTHONWARNINGS=ignore)."""
     env = dict(os.environ, ZOO_TRUSTED_MODULES="tests.helpers.", PYTHONWARNINGS="ignore")
+    if warnings:
+        env.pop("PYTHONWARNINGS")
     proc = subprocess.run(
         [sys.executable, "-m", *args],
         cwd=REPO,
@@ -56,7 +61,8 @@ def _train_args(tmp: Path, run: str) -> list[str]:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cli")
-    proc = _run(_train_args(tmp, "run"), tmp)
+    # Warnings on, as a user sees them: the output is checked for library noise below.
+    proc = _run(_train_args(tmp, "run"), tmp, warnings=True)
     return tmp, proc
 
 
@@ -79,6 +85,37 @@ def test_train_logs_csv_and_tensorboard_and_loss_falls(trained):
     assert losses[-1] < 0.5 * losses[0], losses
     assert list((tmp / "run" / "tensorboard").glob("events.out.tfevents.*"))
     assert (tmp / "run" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_train_ends_with_a_summary_of_results_and_next_commands(trained):
+    tmp, proc = trained
+    run, ckpt = tmp / "run", tmp / "run" / "checkpoints" / "last.ckpt"
+    tail = proc.stdout[proc.stdout.index(f"checkpoint: {ckpt}") :]
+    assert f"results in {run}:" in tail
+    assert re.search(rf"^  metrics: +{re.escape(str(run / 'metrics.json'))}$", tail, re.M)
+    assert re.search(rf"^  log: +{re.escape(str(run / 'train.log'))}$", tail, re.M)
+    assert f"tensorboard --logdir {run / 'tensorboard'}" in tail
+    for module in ("zoo.sample", "zoo.eval", "zoo.view"):
+        assert f"python -m {module} ckpt={ckpt}" in tail, module
+
+
+def test_train_log_holds_the_run(trained):
+    tmp, _ = trained
+    text = (tmp / "run" / "train.log").read_text()
+    assert "config:" in text and "model:\n  _target_: tests.helpers.tiny_points" in text
+    assert "data: {" in text  # the datamodule's description
+    assert re.search(r"validation step 20/40: .*train/loss=", text)  # a milestone
+    assert "training ended at step 40/40" in text
+    assert re.search(r"recon/chamfer_l2 +[0-9.e-]+", text)  # the metrics
+    assert "checkpoint: " in text and "python -m zoo.eval ckpt=" in text
+
+
+def test_train_output_has_no_library_noise(trained):
+    _, proc = trained
+    out = proc.stdout + proc.stderr
+    assert "params: 768" in proc.stdout  # the model table is still there
+    assert "FLOPs" not in out
+    assert "LeafSpec" not in out and "_pytree" not in out
 
 
 def test_eval_reproduces_training_metrics_and_writes_json(trained):

@@ -148,29 +148,30 @@ def test_cache_reuse_and_rebuild(tmp_path, monkeypatch):
     real = raycast.render_mesh
     monkeypatch.setattr(raycast, "render_mesh", lambda *a, **k: calls.append(1) or real(*a, **k))
     mesh, kw = _mesh(), {**SMALL, "resolution": 12}
+    splits = 3  # one ray-casting call per split (train, val, test) and build
     root = render_scene(mesh, tmp_path / "s", **kw)
     png = root / "train" / "r_2.png"
     good = png.read_bytes()
-    assert len(calls) == 1
+    assert len(calls) == 1 * splits
     render_scene(mesh, root, **kw)
-    assert len(calls) == 1  # reused
+    assert len(calls) == 1 * splits  # reused
     # A half-written (truncated) file makes the cache stale.
     png.write_bytes(good[: len(good) // 2])
     render_scene(mesh, root, **kw)
-    assert len(calls) == 2 and png.read_bytes() == good
+    assert len(calls) == 2 * splits and png.read_bytes() == good
     # So does a missing manifest (an interrupted build), stray temp files are removed.
     (root / "manifest.json").unlink()
     (root / "train" / ".tmp-r_0.png.xyz").write_bytes(b"partial")
     render_scene(mesh, root, **kw)
-    assert len(calls) == 3 and not list(root.rglob(".tmp-*"))
+    assert len(calls) == 3 * splits and not list(root.rglob(".tmp-*"))
     # New parameters or another mesh rebuild; files of the old build are removed.
     render_scene(mesh, root, **{**kw, "n_train": 3})
-    assert len(calls) == 4 and not (root / "train" / "r_3.png").exists()
+    assert len(calls) == 4 * splits and not (root / "train" / "r_3.png").exists()
     assert read_manifest(root)["params"]["n_train"] == 3
     other = mesh.copy()
     other.apply_translation((0.01, 0, 0))
     render_scene(other, root, **{**kw, "n_train": 3})
-    assert len(calls) == 5
+    assert len(calls) == 5 * splits
 
 
 def test_bad_arguments(tmp_path):
@@ -212,3 +213,22 @@ def test_ensure_synth_scene_grows_but_never_shrinks(tmp_path):
     assert (
         ensure_synth_scene(root, "chair", 0, resolution=16, n_train=3, n_val=1, n_test=1) == folder
     )
+
+
+def test_ensure_synth_scene_says_once_where_the_data_goes(tmp_path, capsys):
+    root = tmp_path / "synth"
+    kwargs = {"resolution": 16, "n_train": 3, "n_val": 1, "n_test": 1}
+    folder = ensure_synth_scene(root, "chair", 0, **kwargs)
+    out = capsys.readouterr()
+    lines = [ln for ln in out.out.splitlines() if ln.startswith("embedded data:")]
+    assert len(lines) == 1 and str(folder) in lines[0] and "once" in lines[0], out.out
+    # Progress bars (tqdm, on stderr): the shape generated, then the 5 views rendered.
+    assert "synthshapes" in out.err and "rendering views" in out.err and "5/5" in out.err
+    # A second run reuses the scene and says nothing.
+    assert ensure_synth_scene(root, "chair", 0, **kwargs) == folder
+    again = capsys.readouterr()
+    assert "embedded data" not in again.out and "rendering views" not in again.err
+    # progress=False (library use): silent even when building.
+    other = ensure_synth_scene(root, "chair", 1, progress=False, **kwargs)
+    quiet = capsys.readouterr()
+    assert other != folder and quiet.out == "" and "rendering views" not in quiet.err

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from zoo.models.nerf import NeRF, NeRFField, exponential_decay, mse_to_psnr
 from zoo.nn.mlp import MLP
+from zoo.ops.occupancy import OccupancyGrid
 from zoo.ops.raycast import render_mesh
 from zoo.representation import ShapeTarget
 from zoo.structures.cameras import Cameras, look_at
@@ -108,6 +109,21 @@ def small_nerf(**kw) -> NeRF:
     return model
 
 
+def grid_nerf(**kw) -> NeRF:
+    """``small_nerf`` sampling through an occupancy grid (NerfAcc-style empty-space skipping)."""
+    field = NeRFField(pos_freqs=4, dir_freqs=2, depth=3, width=64, skips=(), use_viewdirs=True)
+    grid = OccupancyGrid(resolution=24, decay=0.8, update_every=2, warmup_steps=16)
+    model = NeRF(
+        field,
+        occupancy=grid,
+        steps_per_diagonal=128,
+        optimizer=lambda p: torch.optim.Adam(p, lr=5e-3),
+        **kw,
+    )
+    model.configure_from_data(INFO)
+    return model
+
+
 # ---- building blocks ----------------------------------------------------------------------
 def test_mlp_skip_concatenates_the_input():
     mlp = MLP(63, 256, 8, out_dim=None, skips=(4,))  # NeRF's trunk
@@ -191,6 +207,48 @@ def test_render_maps_and_mesh_of_an_analytic_sphere():
     assert model.to_points(model, 64).shape == (64, 3)
 
 
+def test_occupancy_march_matches_beer_lambert_and_skips_empty_space():
+    model = grid_nerf()
+    model.field = SphereField(radius=0.3, sigma=2.0)
+    b = torch.tensor([0.0, 0.1, 0.2, 0.29, 0.4])
+    rays = _rays_through_sphere(b)
+    full = model.render_rays(*rays)  # no update yet: every cell occupied, nothing skipped
+    chord = 2 * (0.3**2 - b.clamp(max=0.3) ** 2).sqrt()
+    assert torch.allclose(full["opacity"], 1 - torch.exp(-2.0 * chord), atol=0.02)
+    # The same as the paper's stratified sampler (fine steps on both sides).
+    plain = small_nerf()
+    plain.field, plain.num_samples = model.field, 512
+    assert torch.allclose(plain.render_rays(*rays)["opacity"], full["opacity"], atol=0.02)
+    torch.manual_seed(0)
+    for step in range(1, 9):  # warm-up updates: every cell gets a random point each time
+        model.before_train_step(step)
+    assert model.occupancy.num_updates.item() == 4  # every update_every = 2 steps
+    assert 0.01 < model.occupancy.occupancy_fraction() < 0.2  # the ball and boundary cells
+    skipped = model.render_rays(*rays)
+    assert torch.allclose(skipped["opacity"], full["opacity"], atol=0.01)
+    assert torch.allclose(skipped["rgb"], full["rgb"], atol=0.01)
+    assert int(skipped["samples"]) < 0.5 * int(full["samples"])
+    # The mesh ignores empty cells; an emptied grid renders the background.
+    model.occupancy.occupied.fill_(False)
+    empty = model.render_rays(*rays)
+    assert int(empty["samples"]) == 0 and torch.equal(empty["rgb"], torch.ones(5, 3))
+    assert torch.all(model.mesh_density(torch.zeros(4, 3)) == 0)
+
+
+def test_occupancy_is_optional_and_excludes_the_fine_pass():
+    # The class default is the paper's sampler (old checkpoints and configs reproduce).
+    assert NeRF(NeRFField()).occupancy is None
+    with pytest.raises(ValueError, match="fine pass"):
+        NeRF(NeRFField(), fine_field=NeRFField(), num_importance=8, occupancy=OccupancyGrid(8))
+    with pytest.raises(ValueError, match="steps_per_diagonal"):
+        NeRF(NeRFField(), occupancy=OccupancyGrid(8), steps_per_diagonal=1)
+    model = grid_nerf()
+    model.occupancy.occupied.fill_(False)
+    model.reset_scene_state()  # a fresh copy forgets the grid
+    assert model.occupancy.occupancy_fraction() == 1.0
+    assert model.occupancy.step_size == pytest.approx(math.sqrt(3) * 1.1 / 128)
+
+
 def test_configure_from_data_validates():
     model = small_nerf()
     assert model.background == [1.0, 1.0, 1.0] and model.near == 1.05
@@ -233,6 +291,20 @@ def test_nerf_training_raises_heldout_psnr():
         model.reconstruct(ShapeTarget(name="other"))
 
 
+@pytest.mark.slow
+def test_nerf_with_occupancy_grid_learns_and_skips():
+    torch.manual_seed(0)
+    train_cams, train_imgs, test_cams, test_imgs = toy_scene(32)
+    model = grid_nerf()
+    before = heldout_psnr(model, test_cams, test_imgs)
+    model.fit_views(train_cams, train_imgs, steps=300, rays_per_batch=512)
+    after = heldout_psnr(model, test_cams, test_imgs)
+    assert after > before + 5.0, (before, after)
+    # The grid has found the box: most of the scene box is skipped.
+    assert model.occupancy.num_updates.item() > 100
+    assert model.occupancy.occupancy_fraction() < 0.5
+
+
 def _compose(overrides: list[str]):
     from hydra import compose, initialize_config_dir
 
@@ -248,6 +320,8 @@ def test_configs_cpu_default_and_paper_preset():
     cpu = instantiate(_compose(["model=nerf"]).model)
     assert isinstance(cpu, NeRF) and cpu.fine_field is None and cpu.num_samples == 64
     assert len(cpu.field.trunk.layers) == 4 and cpu.field.trunk.layers[0].out_features == 128
+    assert isinstance(cpu.occupancy, OccupancyGrid) and cpu.field.use_viewdirs
+    assert instantiate(_compose(["model=nerf", "model.occupancy=null"]).model).occupancy is None
     cfg = _compose(["experiment=nerf_paper"])
     paper = instantiate(cfg.model)
     assert paper.num_samples == 64 and paper.num_importance == 128

@@ -169,6 +169,7 @@ def render_scene(
     test_elevation: float = 30.0,
     depth_splits: tuple[str, ...] = ("test",),
     force: bool = False,
+    progress: bool = False,
 ) -> Path:
     """Render ``mesh`` into a Blender-format scene folder (reused when already up to date).
 
@@ -186,10 +187,10 @@ def render_scene(
         depth_splits: the splits that also get z-depth maps (``r_<i>_depth.npy``, referenced
             by the frames' ``depth_file_path``).
         force: rebuild even when the cache is up to date.
+        progress: show a progress bar (views rendered) when rendering.
     Returns:
         ``out_dir`` as a Path.
     """
-    from zoo.ops.raycast import render_mesh
 
     out_dir = Path(out_dir)
     counts = {"train": int(n_train), "val": int(n_val), "test": int(n_test)}
@@ -248,14 +249,7 @@ def render_scene(
         seed,
         test_elevation,
     )
-    # One ray-casting call for all splits (one BVH build).
-    everything = Cameras.from_fov(
-        torch.cat([c.c2w for c in cameras.values()]), resolution, resolution, camera_angle_x
-    )
-    out = render_mesh(mesh, everything)
-    mask_all = out["mask"].bool().cpu().numpy()  # (B, H, W)
-    rgb_all = out["rgb"].clamp(0, 1).cpu().numpy()  # (B, H, W, 3)
-    depth_all = np.where(mask_all, out["depth"].cpu().numpy(), 0.0).astype(np.float32)
+    mask_all, rgb_all, depth_all = _render_views(mesh, cameras, progress)
     rgba_all = np.concatenate([rgb_all * mask_all[..., None], mask_all[..., None]], axis=-1)
     rgba_all = np.round(rgba_all * 255.0).astype(np.uint8)  # (B, H, W, 4)
 
@@ -288,6 +282,29 @@ def render_scene(
         },
     )
     return out_dir
+
+
+def _render_views(
+    mesh: trimesh.Trimesh, cameras: dict[str, Cameras], progress: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ray-cast every split's views, split after split (a progress bar in views): masks
+    (B, H, W) bool, colours (B, H, W, 3) in [0, 1] and z-depths (B, H, W) float32, 0 on
+    the background."""
+    from tqdm.auto import tqdm
+
+    from zoo.ops.raycast import render_mesh
+
+    masks, rgbs, depths = [], [], []
+    total = sum(len(c) for c in cameras.values())
+    with tqdm(total=total, desc="rendering views", unit="view", disable=not progress) as bar:
+        for cams in cameras.values():
+            out = render_mesh(mesh, cams)
+            mask = out["mask"].bool().cpu().numpy()  # (B, H, W)
+            masks.append(mask)
+            rgbs.append(out["rgb"].clamp(0, 1).cpu().numpy())  # (B, H, W, 3)
+            depths.append(np.where(mask, out["depth"].cpu().numpy(), 0.0).astype(np.float32))
+            bar.update(len(cams))
+    return np.concatenate(masks), np.concatenate(rgbs), np.concatenate(depths)
 
 
 def read_scene_info(scene_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -355,6 +372,7 @@ def ensure_synth_scene(
     index: int = 0,
     shapes_per_category: int | None = None,
     data_seed: int = 0,
+    progress: bool = True,
     **render_kwargs: Any,
 ) -> Path:
     """Render one procedural shape (see ``zoo.data.synthshapes``) as a multi-view scene.
@@ -366,7 +384,8 @@ def ensure_synth_scene(
     +Z-up scene frame, into ``<root>/renders/<synset>/<model_id>/`` (``mesh.ply`` there is
     the turned mesh).
     ``render_kwargs`` go to :func:`render_scene` (its ``seed`` draws the cameras). Returns the
-    scene folder.
+    scene folder. With ``progress``, a scene built now is announced by one line saying where
+    it goes (it is made once, later runs reuse it) and progress bars (shapes, views).
     """
     from zoo.data import synthshapes as ss
     from zoo.data.formats.shapenet import v2_model_path
@@ -376,10 +395,20 @@ def ensure_synth_scene(
         raise ValueError(f"index must be a non-negative integer, got {index!r}")
     index, seed = int(index), int(data_seed)
     args = _synthshapes_params(root, category, index, shapes_per_category, seed)
-    result = ss.ensure_synthshapes(root, seed=seed, progress=False, **args)
     name = ss._category_name(category)
     synset = ss.CATEGORIES[name]
     mid = ss.model_id(name, ss.shape_seed(seed, name, index))
+    scene_dir = root / "renders" / synset / mid
+    fresh = read_scene_info(scene_dir) is None
+    if progress and fresh:
+        from zoo.run_log import say
+
+        say(
+            f"embedded data: making the {name} scene (shape {index}, "
+            f"{render_kwargs.get('resolution', DEFAULT_RESOLUTION)} px views) once, into "
+            f"{scene_dir}; later runs reuse it"
+        )
+    result = ss.ensure_synthshapes(root, seed=seed, progress=progress and fresh, **args)
     path = v2_model_path(result.root, synset, mid)
     mesh = trimesh.load(path, force="mesh", process=False)
-    return render_scene(y_up_to_z_up(mesh), root / "renders" / synset / mid, **render_kwargs)
+    return render_scene(y_up_to_z_up(mesh), scene_dir, progress=progress, **render_kwargs)

@@ -2,6 +2,6 @@
 
 from zoo.models.ngp.hash_field import HashField
 from zoo.models.ngp.model import InstantNGP
-from zoo.models.ngp.occupancy_grid import OccupancyGrid
+from zoo.ops.occupancy import OccupancyGrid  # its home is the shared ops; kept here for old configs
 
 __all__ = ["HashField", "InstantNGP", "OccupancyGrid"]

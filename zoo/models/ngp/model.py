@@ -11,7 +11,8 @@ occupied ones are gathered and the field is evaluated on them in ``march_segment
 consecutive slices of the steps, each only for rays still alive after the previous slices
 (early termination without evaluating anything twice). The evaluated samples are composited
 in packed form with the shared :mod:`zoo.ops.volume_rendering` (``render_weights_packed``,
-``composite_packed``).
+``composite_packed``). Grid and march are the shared :mod:`zoo.ops.occupancy` (``model=nerf``
+samples through them too).
 
 Optimisation (Sec. 4): Adam with betas (0.9, 0.99), eps 1e-15, lr 1e-2, L2 weight decay 1e-6
 on the MLP weights only (none on the hash table).
@@ -27,10 +28,8 @@ from torch import Tensor
 
 from zoo.models.nerf.radiance import RadianceFieldModel
 from zoo.models.ngp.hash_field import HashField
-from zoo.models.ngp.occupancy_grid import OccupancyGrid
 from zoo.models.registry import register_model
-from zoo.ops.sampling import ray_box_intersect, uniform_march
-from zoo.ops.volume_rendering import composite_packed, render_weights_packed
+from zoo.ops.occupancy import OccupancyGrid, occupancy_march
 
 
 @register_model("ngp")
@@ -139,51 +138,20 @@ class InstantNGP(RadianceFieldModel):
     ) -> dict[str, Tensor]:
         """March rays (R, 3) + (R, 3) through the occupied cells; ``rgb`` (R, 3), ``depth``
         (R,), ``opacity`` (R,) and ``samples`` (the number of field evaluations)."""
-        if origins.shape != directions.shape or origins.ndim != 2 or origins.shape[-1] != 3:
-            raise ValueError(
-                f"origins and directions must both be (R, 3), got {tuple(origins.shape)}, "
-                f"{tuple(directions.shape)}"
-            )
-        r = origins.shape[0]
-        step = self.step_size
-        n_steps = int(math.ceil(self.steps_per_diagonal)) + 1  # covers the longest chord
-        norm = directions.norm(dim=-1)  # (R,) metric length per unit of t
-        unit_dirs = directions / norm[:, None]
-        lo = torch.tensor(self.bbox_min, device=origins.device)
-        hi = torch.tensor(self.bbox_max, device=origins.device)
-        t_in, t_out = ray_box_intersect(origins, directions, lo, hi)
-        t_start = t_in.clamp_min(self.near)
-        t_end = t_out.clamp_max(self.far)
-        t, valid = uniform_march(t_start, t_end, step / norm, n_steps, perturb=perturb)
-        points = origins[:, None, :] + t[..., None] * directions[:, None, :]  # (R, S, 3)
-        candidates = valid & self.occupancy.query(points)  # (R, S)
-
-        # Evaluate the field slice by slice of the march, on rays still transparent enough.
-        # Within a slice the samples are packed (ray-major); a slice's weights are its local
-        # compositing weights times the transmittance left by the previous slices.
-        tau_max = -math.log(self.early_stop_eps) if self.early_stop_eps > 0 else math.inf
-        tau = t.new_zeros(r)  # optical depth of the slices so far (differentiable)
-        seg = int(math.ceil(n_steps / self.march_segments))
-        parts: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
-        for s0 in range(0, n_steps, seg):
-            alive = tau.detach() < tau_max  # (R,)
-            ray_i, col = (candidates[:, s0 : s0 + seg] & alive[:, None]).nonzero(as_tuple=True)
-            if len(ray_i) == 0:
-                continue
-            col = col + s0
-            sigma, rgb = self._field(points[ray_i, col], unit_dirs[ray_i])  # (M,), (M, 3)
-            w_local, _ = render_weights_packed(sigma, torch.full_like(sigma, step), ray_i, r)
-            weights = w_local * torch.exp(-tau)[ray_i]
-            tau = tau.index_add(0, ray_i, sigma * step)
-            parts.append((weights, rgb, t[ray_i, col], ray_i))
-        if not parts:  # nothing to evaluate: keep a graph so that training can backpropagate
-            sigma, rgb = self._field(points.new_zeros(0, 3), points.new_zeros(0, 3))
-            empty = torch.zeros(0, dtype=torch.long, device=t.device)
-            parts.append((sigma, rgb, sigma.detach(), empty))
-        weights, rgb, t_s, ray_index = (torch.cat(x) for x in zip(*parts, strict=True))
-        out = composite_packed(weights, rgb, t_s, ray_index, r, self.background_tensor(t))
-        out["samples"] = torch.tensor(len(ray_index), device=t.device)
-        return out
+        return occupancy_march(
+            self._field,
+            self.occupancy,
+            origins,
+            directions,
+            near=self.near,
+            far=self.far,
+            step_size=self.step_size,
+            n_steps=int(math.ceil(self.steps_per_diagonal)) + 1,  # covers the longest chord
+            background=self.background_tensor(origins),
+            early_stop_eps=self.early_stop_eps,
+            segments=self.march_segments,
+            perturb=perturb,
+        )
 
 
 __all__ = ["InstantNGP"]
