@@ -3,7 +3,8 @@
 For each of the n shapes: the mesh as OBJ / PLY / GLB, surface points as PLY, a PNG with four
 rendered views and (``turntable=true``) a turntable GIF (or MP4 with ``turntable_format=mp4``
 where an encoder is installed); plus ``grid.png`` with the first view of every shape. For a
-radiance model (NeRF, NGP) the one "sample" is its fitted scene.
+radiance model (NeRF, NGP, Gaussians) the one "sample" is its fitted scene; a model with
+``export_files`` also writes its native files (``gaussians``: ``<stem>_splat.ply``).
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ def run_sample(cfg: DictConfig) -> list[Path]:
             print(f"warning: shape {i} has an empty surface; no mesh written")
         points = model.to_points(shape, int(cfg.n_points))
         written.append(export_points(points, stem.with_name(stem.name + "_points.ply")))
+        if hasattr(model, "export_files"):  # a model's native files (e.g. the splat PLY)
+            written.extend(model.export_files(shape, stem))
         with torch.no_grad():
             views = model.render(shape, cams).clamp(0, 1).cpu()
         firsts.append(views[0])
