@@ -176,9 +176,7 @@ def _pairs(
     return visible[g], py * width + px
 
 
-def _pair_alpha(
-    proj: Projected, opacities: Tensor, gid: Tensor, pix: Tensor, width: int
-) -> Tensor:
+def _pair_alpha(proj: Projected, opacities: Tensor, gid: Tensor, pix: Tensor, width: int) -> Tensor:
     """``min(0.99, o exp(power))`` of each pair, 0 where ``power > 0`` (reference: skipped)."""
     xy = torch.stack([pix % width, pix // width], dim=-1).to(opacities) + 0.5  # (M, 2)
     d = xy - proj.means2d[gid]  # (M, 2)

@@ -361,7 +361,9 @@ class GaussianSplatting(ZooModel):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         for key in ("rgb", "c2w", "intrinsics"):
             if key not in batch:
-                raise ValueError(f"{self.name}: training batch has no {key!r} (got {sorted(batch)})")
+                raise ValueError(
+                    f"{self.name}: training batch has no {key!r} (got {sorted(batch)})"
+                )
         image = batch["rgb"]  # (H, W, 3)
         camera = self._camera(batch, image.shape[0], image.shape[1])
         loss, psnr = self.train_on_view(camera, image, self.optimizers(), int(self.global_step))
@@ -448,10 +450,9 @@ class GaussianSplatting(ZooModel):
         return means[idx.to(means.device)]
 
     def to_mesh(self, shape: Any, resolution: int = 128) -> trimesh.Trimesh:
-        """TSDF fusion of rendered depth (:mod:`zoo.models.gaussians.tsdf`): voxels of
-        (largest box side) / ``resolution``, views rendered at 2 x ``resolution`` px (<= 256)."""
+        """TSDF fusion of rendered depth (:mod:`zoo.models.gaussians.tsdf`): ``resolution``^3
+        voxels over the scene box, views rendered at 2 x ``resolution`` px (<= 256)."""
         model = self if shape is None else shape
-        side = max(b - a for a, b in zip(model.bbox_min, model.bbox_max, strict=True))
         cams = fusion_cameras(
             model.bbox_min, model.bbox_max, min(256, 2 * resolution), model.mesh_views
         )
@@ -459,7 +460,14 @@ class GaussianSplatting(ZooModel):
         model.eval()
         try:
             far = 2.5 * math.dist(model.bbox_min, model.bbox_max)
-            return tsdf_mesh(lambda c: model.render_maps(model, c), cams, side / resolution, far)
+            return tsdf_mesh(
+                lambda c: model.render_maps(model, c),
+                cams,
+                model.bbox_min,
+                model.bbox_max,
+                resolution,
+                far,
+            )
         finally:
             model.train(was_training)
 

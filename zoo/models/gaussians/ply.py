@@ -31,9 +31,11 @@ SPLAT_FIELDS = (
     + [f"scale_{i}" for i in range(3)]
     + [f"rot_{i}" for i in range(4)]
 )
-REQUIRED = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity"] + [
-    f"scale_{i}" for i in range(3)
-] + [f"rot_{i}" for i in range(4)]
+REQUIRED = (
+    ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity"]
+    + [f"scale_{i}" for i in range(3)]
+    + [f"rot_{i}" for i in range(4)]
+)
 _PLY_TYPES = {
     "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1",
     "short": "i2", "int16": "i2", "ushort": "u2", "uint16": "u2",

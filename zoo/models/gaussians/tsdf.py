@@ -1,6 +1,10 @@
 """A mesh of a splatted scene by TSDF fusion of rendered depth (as 2DGS does for its meshes:
 Huang et al., "2D Gaussian Splatting for Geometrically Accurate Radiance Fields", SIGGRAPH
-2024, ``render.py``: open3d ``ScalableTSDFVolume`` over the rendered depth of every view).
+2024, ``render.py``: open3d TSDF integration of the rendered depth of every view).
+
+2DGS uses open3d's ``ScalableTSDFVolume``; with the open3d pinned here (0.20) that volume
+extracts nothing on CPU even for a single flat depth map, so this uses ``UniformTSDFVolume``
+over the scene box (a cube of its largest side), which gives the same surface inside the box.
 
 Depth maps are the expected z-depth of the opaque pixels (opacity >= 0.5; the rest are left
 out). Views: three rings of cameras (elevations -20, 20 and 60 degrees) around the centre of
@@ -35,7 +39,11 @@ def fusion_cameras(
         az = torch.arange(per_ring) * (2 * math.pi / per_ring) + math.radians(el)
         e = math.radians(el)
         ring = torch.stack(
-            [torch.cos(az) * math.cos(e), torch.sin(az) * math.cos(e), torch.full_like(az, math.sin(e))],
+            [
+                torch.cos(az) * math.cos(e),
+                torch.sin(az) * math.cos(e),
+                torch.full_like(az, math.sin(e)),
+            ],
             dim=-1,
         )
         eyes.append(centre + radius * ring)
@@ -48,18 +56,24 @@ def fusion_cameras(
 def tsdf_mesh(
     render: RenderFn,
     cameras: Cameras,
-    voxel_length: float,
+    bbox_min: list[float],
+    bbox_max: list[float],
+    resolution: int,
     depth_trunc: float,
     batch: int = 8,
 ) -> trimesh.Trimesh:
     """Fuse ``render(cameras)`` (``rgb`` (B, H, W, 3), ``depth`` (B, H, W) z-depth, 0 where
-    nothing is seen) into a TSDF with voxels of ``voxel_length`` (truncation 4 voxels) and
-    extract its zero level set as a coloured mesh (empty when nothing was seen)."""
+    nothing is seen) into a ``resolution``^3 TSDF over the cube of the box's largest side
+    (truncation 4 voxels) and extract its zero level set as a coloured mesh (empty when
+    nothing was seen)."""
     o3d = import_open3d()
-    volume = o3d.pipelines.integration.ScalableTSDFVolume(
-        voxel_length=voxel_length,
-        sdf_trunc=4.0 * voxel_length,
+    side = max(b - a for a, b in zip(bbox_min, bbox_max, strict=True))
+    volume = o3d.pipelines.integration.UniformTSDFVolume(
+        length=side,
+        resolution=int(resolution),
+        sdf_trunc=4.0 * side / resolution,
         color_type=o3d.pipelines.integration.TSDFVolumeColorType.RGB8,
+        origin=np.asarray(bbox_min, dtype=np.float64).reshape(3, 1),
     )
     flip = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float64))  # GL -> CV
     for start in range(0, len(cameras), batch):
