@@ -263,3 +263,56 @@ def test_camera_behind_every_gaussian_names_the_pose_file(tmp_path):
         model.check_cameras(cams, ("scene/transforms_train.json", "transform_matrix"))
     assert "scene/transforms_train.json" in str(info.value)
     assert "transform_matrix (view 0)" in str(info.value)
+
+
+def _tiny_npz(path: Path, n: int = 6, away: bool = False, res: int = 16) -> Path:
+    """A tiny-NeRF style .npz: n views of the origin from a ring of radius 4 (or looking away
+    from it), black images."""
+    cams = ring_cameras(n, res, 0.4)
+    c2w = cams.c2w.clone()
+    c2w[:, :3, 3] *= 4.0 / c2w[:, :3, 3].norm(dim=-1, keepdim=True)
+    if away:
+        c2w[:, :3, 0] *= -1
+        c2w[:, :3, 2] *= -1
+    images = np.zeros((n, res, res, 3), np.float32)
+    np.savez(path, images=images, poses=c2w.numpy(), focal=np.float32(res))
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["ply_without_opacity", "no_views", "camera_behind"])
+def test_cli_bad_input_is_one_error_line_and_changes_nothing(tmp_path, case):
+    from tests.reliability.clirun import last_line, run, snapshot
+
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"an earlier run's checkpoint")
+    npz = _tiny_npz(tmp_path / "scene.npz")
+    extra = []
+    if case == "ply_without_opacity":
+        bad = _write_ply(tmp_path / "bad.ply", [k for k in SPLAT_FIELDS if k != "opacity"])
+        extra, where, field = [f"model.init_ply={bad}"], str(bad), "opacity"
+    elif case == "no_views":
+        np.savez(npz, images=np.zeros((0, 16, 16, 3), np.float32), poses=np.zeros((0, 4, 4)))
+        where, field = str(npz), "images"
+    else:
+        _tiny_npz(npz, away=True)
+        where, field = str(npz), "poses"
+    before = snapshot(run_dir)
+    proc = run(
+        "zoo.train",
+        "model=gaussians",
+        "data=tinynerf",
+        f"data.path={npz}",
+        "data.holdout=2",
+        "model.num_init=200",
+        "trainer.max_steps=2",
+        "logger=none",
+        f"hydra.run.dir={run_dir}",
+        *extra,
+    )
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    line = last_line(proc.stderr)
+    assert line.startswith("error: ") and where in line and field in line, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert snapshot(run_dir) == before
