@@ -269,7 +269,7 @@ class ViewsDataModule(pl.LightningDataModule, abc.ABC):
     ) -> None:
         super().__init__()
         if form not in ("views", "images"):
-            raise ValueError(f"this datamodule provides views or images; model needs {form}")
+            raise ValueError(f"this datamodule provides views; model needs {form}")
         if int(rays_per_batch) != rays_per_batch or rays_per_batch < 1:
             raise ValueError(f"rays_per_batch must be a positive integer, got {rays_per_batch!r}")
         if val_views < 1:
