@@ -139,6 +139,17 @@ def render_fps(model: Any, cameras: Any, size: int, repeats: int = 1) -> float:
     return repeats * len(cams) / dt
 
 
+def save_renders(model: Any, cameras: Any, images: torch.Tensor, path: Path) -> None:
+    """The first four held-out views: renders in the top row, ground truth below."""
+    from zoo.export import export_image, image_grid
+
+    model.eval()
+    with torch.no_grad():
+        pred = model.render_maps(model, cameras[0:4])["rgb"].clamp(0, 1).cpu()
+    export_image(image_grid([*pred, *images[:4]], 4), path)
+    print(f"wrote {path}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -150,6 +161,12 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoints", type=float, nargs="+", default=None)
     p.add_argument("--fps-sizes", type=int, nargs="+", default=[100, 400])
+    p.add_argument(
+        "--renders",
+        type=Path,
+        default=None,
+        help="write <model>_heldout.png (first held-out views, render above ground truth) here",
+    )
     p.add_argument(
         "--set",
         nargs=2,
@@ -174,7 +191,9 @@ def main() -> None:
         make = gaussians_step if model.data_form == "images" else rays_step
         results[name] = train_curve(name, model, dm, make(model, dm), args, budget)
         results[name]["config"] = {k: v for k, v in _plain(cfg.model).items() if k != "optimizer"}
-        cameras, _ = dm.eval_views("test")
+        cameras, images = dm.eval_views("test")
+        if args.renders is not None:
+            save_renders(model, cameras, images, args.renders / f"{name}_heldout.png")
         fps[name] = {f"{s}px": render_fps(model, cameras, s) for s in args.fps_sizes}
         print(f"[{name}] rendering: " + ", ".join(f"{k} {v:.2f} fps" for k, v in fps[name].items()))
     rows = []

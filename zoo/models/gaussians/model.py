@@ -451,10 +451,10 @@ class GaussianSplatting(ZooModel):
 
     def to_mesh(self, shape: Any, resolution: int = 128) -> trimesh.Trimesh:
         """TSDF fusion of rendered depth (:mod:`zoo.models.gaussians.tsdf`): ``resolution``^3
-        voxels over the scene box, views rendered at 2 x ``resolution`` px (<= 256)."""
+        voxels over the scene box, views rendered at 4 x ``resolution`` px (<= 512)."""
         model = self if shape is None else shape
         cams = fusion_cameras(
-            model.bbox_min, model.bbox_max, min(256, 2 * resolution), model.mesh_views
+            model.bbox_min, model.bbox_max, min(512, 4 * resolution), model.mesh_views
         )
         was_training = model.training
         model.eval()

@@ -89,13 +89,15 @@ def tsdf_mesh(
                 depth_trunc=depth_trunc,
                 convert_rgb_to_intensity=False,
             )
+            # open3d puts pixel centres at integer coordinates, zoo at +0.5: shift the
+            # principal point by half a pixel.
             intr = o3d.camera.PinholeCameraIntrinsic(
                 cams.width,
                 cams.height,
                 float(cams.fx[i]),
                 float(cams.fy[i]),
-                float(cams.cx[i]),
-                float(cams.cy[i]),
+                float(cams.cx[i]) - 0.5,
+                float(cams.cy[i]) - 0.5,
             )
             w2c = torch.linalg.inv(cams.c2w[i].double().cpu() @ flip).numpy()
             volume.integrate(rgbd, intr, w2c)
