@@ -181,6 +181,7 @@ def test_checkpoint_load_and_resume_with_a_changed_count(tmp_path):
 
 def test_interface_mesh_points_and_reconstruct(trained):
     model, *_ = trained
+    model.mesh_views, model.points_resolution = 6, 24  # a coarse, quick TSDF
     pts = model.to_points(model, 300)
     assert pts.shape == (300, 3)
     assert (pts.abs() <= 0.8).all()  # near the box (half extents 0.3, 0.225, 0.25)

@@ -65,7 +65,8 @@ class GaussianSplatting(ZooModel):
         init_seed: seed of the random initialisation and of the splits.
         init_scale: factor on the initial nearest-neighbour scales (reference: 1).
         reconstruct_steps: steps of ``reconstruct`` on another scene's views.
-        mesh_views: views per ring for the TSDF mesh.
+        mesh_views: views per ring (three rings) for the TSDF mesh.
+        points_resolution: TSDF resolution of the surface ``to_points`` samples.
         optimizer: Adam partial (per-group learning rates are set here).
     """
 
@@ -102,6 +103,7 @@ class GaussianSplatting(ZooModel):
         init_scale: float = 1.0,
         reconstruct_steps: int = 300,
         mesh_views: int = 16,
+        points_resolution: int = 64,
         optimizer: Any = None,
     ) -> None:
         super().__init__(optimizer=optimizer or (lambda p: torch.optim.Adam(p, lr=0.0, eps=1e-15)))
@@ -128,6 +130,7 @@ class GaussianSplatting(ZooModel):
         self.init_scale = float(init_scale)
         self.reconstruct_steps = int(reconstruct_steps)
         self.mesh_views = int(mesh_views)
+        self.points_resolution = int(points_resolution)
         self.sh = SphericalHarmonicsEncoding(self.sh_degree + 1)
         # Scene description (NeRF's Blender setting until configure_from_data).
         self.near, self.far = 2.0, 6.0
@@ -435,19 +438,22 @@ class GaussianSplatting(ZooModel):
         return model.eval()
 
     def to_points(self, shape: Any, n: int = 2048, seed: int | None = 0) -> Tensor:
-        """(n, 3) Gaussian means, drawn among the fairly opaque ones (opacity >= 0.5, else
-        all), without replacement where there are enough."""
+        """(n, 3) area-uniform samples of the fused surface (``to_mesh`` at
+        ``points_resolution``^3, default 64), the
+        evaluator's "points on the surface"; the means where that surface is empty.
+
+        Not the Gaussian means themselves: on the showcase chair those sit 1.5 cm inside the
+        surface (the Gaussians have extent), f-score@0.01 0.009 against 0.22 for these
+        samples. The means are ``self.means`` and the splat PLY."""
+        from zoo.ops.surface import sample_surface
+
         model = self if shape is None else shape
-        means = model.means.detach()
-        opaque = torch.sigmoid(model.opacity_logits.detach()) >= 0.5
-        if opaque.any():
-            means = means[opaque]
+        mesh = model.to_mesh(model, resolution=model.points_resolution)
+        if len(mesh.faces) > 0:
+            return sample_surface(mesh, n, seed=seed)[0].float().to(model.means.device)
         gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
-        if len(means) >= n:
-            idx = torch.randperm(len(means), generator=gen)[:n]
-        else:
-            idx = torch.randint(0, len(means), (n,), generator=gen)
-        return means[idx.to(means.device)]
+        idx = torch.randint(0, model.num_gaussians, (n,), generator=gen)
+        return model.means.detach()[idx.to(model.means.device)]
 
     def to_mesh(self, shape: Any, resolution: int = 128) -> trimesh.Trimesh:
         """TSDF fusion of rendered depth (:mod:`zoo.models.gaussians.tsdf`): ``resolution``^3
