@@ -169,21 +169,23 @@ def _pairs(
     counts = bw * bh  # (V,)
     g = torch.repeat_interleave(torch.arange(len(visible), device=dev), counts)  # (M,)
     first = torch.cumsum(counts, 0) - counts
-    local = torch.arange(len(g), device=dev) - first[g]
-    bwg = bw[g]
-    px = x0[g] + local % bwg
-    py = y0[g] + local // bwg
-    return visible[g], py * width + px
+    # One gather of everything per box: (first pair, box width, top-left pixel, Gaussian).
+    box = torch.stack([first, bw, y0 * width + x0, visible], dim=1).index_select(0, g)  # (M, 4)
+    local = torch.arange(len(g), device=dev) - box[:, 0]
+    row, col = local // box[:, 1], local % box[:, 1]
+    return box[:, 3], box[:, 2] + row * width + col
 
 
-def _pair_alpha(proj: Projected, opacities: Tensor, gid: Tensor, pix: Tensor, width: int) -> Tensor:
-    """``min(0.99, o exp(power))`` of each pair, 0 where ``power > 0`` (reference: skipped)."""
-    xy = torch.stack([pix % width, pix // width], dim=-1).to(opacities) + 0.5  # (M, 2)
-    d = xy - proj.means2d[gid]  # (M, 2)
-    con = proj.conics[gid]  # (M, 3)
-    power = -0.5 * (con[:, 0] * d[:, 0] ** 2 + con[:, 2] * d[:, 1] ** 2)
-    power = power - con[:, 1] * d[:, 0] * d[:, 1]
-    alpha = (opacities[gid] * torch.exp(power)).clamp_max(ALPHA_MAX)
+def _pair_alpha(attrs: Tensor, gid: Tensor, pix: Tensor, width: int) -> Tensor:
+    """``min(0.99, o exp(power))`` of each pair, 0 where ``power > 0`` (reference: skipped).
+
+    ``attrs`` (N, 6) packs each Gaussian's mean (2), conic (3) and opacity, so that one
+    gather serves all of them."""
+    a = attrs.index_select(0, gid)  # (M, 6)
+    dx = (pix % width).to(a) + 0.5 - a[:, 0]  # (M,)
+    dy = (pix // width).to(a) + 0.5 - a[:, 1]
+    power = -0.5 * (a[:, 2] * dx * dx + a[:, 4] * dy * dy) - a[:, 3] * dx * dy
+    alpha = (a[:, 5] * torch.exp(power)).clamp_max(ALPHA_MAX)
     return torch.where(power <= 0, alpha, torch.zeros_like(alpha))
 
 
@@ -218,24 +220,31 @@ def rasterize(
     # each pixel's pairs sorted by depth.
     depth_order = torch.argsort(proj.depths.detach())
     gid, pix = _pairs(proj, opacities, depth_order, width, height)  # (M,), (M,)
-    # Alpha of every pair, first without autograd to drop the pairs below 1/255, then with
-    # autograd on the pairs that remain.
+    attrs = torch.cat([proj.means2d, proj.conics, opacities[:, None]], dim=1)  # (N, 6)
+    # Alpha of every pair, first without autograd to drop the pairs below 1/255, then (when
+    # gradients are wanted) with autograd on the pairs that remain.
     with torch.no_grad():
-        keep = _pair_alpha(proj, opacities, gid, pix, width) >= ALPHA_MIN
-        gid, pix = gid[keep], pix[keep]
-        pix, order = torch.sort(pix, stable=True)
-        gid = gid[order]
-    alpha = _pair_alpha(proj, opacities, gid, pix, width)  # (M,)
+        alpha = _pair_alpha(attrs, gid, pix, width)
+        keep = (alpha >= ALPHA_MIN).nonzero(as_tuple=True)[0]
+        pix, order = torch.sort(pix[keep], stable=True)
+        keep = keep[order]
+        gid = gid[keep]
+    if attrs.requires_grad:
+        alpha = _pair_alpha(attrs, gid, pix, width)  # (M,)
+    else:
+        alpha = alpha[keep]
     # Exclusive per-pixel transmittance: a segmented cumulative sum of log(1 - alpha).
     log_t = torch.log1p(-alpha).double()  # (M,)
     excl = torch.cumsum(log_t, 0) - log_t  # (M,) global exclusive sums
-    start = torch.searchsorted(pix, pix)  # index of the first pair of each pair's pixel
+    _, counts = torch.unique_consecutive(pix, return_counts=True)
+    start = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)  # pixel's first
     log_t_before = (excl - excl[start]).to(alpha.dtype)  # (M,)
     t_before = torch.exp(log_t_before)
     alive = (t_before * (1 - alpha) >= T_MIN).detach()  # stop before T < 1e-4
     w = alpha * t_before * alive  # (M,) compositing weights
-    rgb = colors.new_zeros(n_pix, ch).index_add(0, pix, w[:, None] * colors[gid])
-    depth = colors.new_zeros(n_pix).index_add(0, pix, w * proj.depths[gid])
+    values = torch.cat([colors, proj.depths[:, None].to(colors)], dim=1)  # (N, C + 1)
+    acc = colors.new_zeros(n_pix, ch + 1).index_add(0, pix, w[:, None] * values[gid])
+    rgb, depth = acc[:, :ch], acc[:, ch]
     log_t_final = colors.new_zeros(n_pix).index_add(0, pix, log_t.to(alpha.dtype) * alive)
     t_final = torch.exp(log_t_final)  # (P,)
     if background is not None:
