@@ -194,6 +194,12 @@ def test_interface_mesh_points_and_reconstruct(trained):
     assert maps["rgb"].shape == (2, 16, 16, 3) and maps["depth"].shape == (2, 16, 16)
     assert model.sample(2) == [model, model]
     assert model.reconstruct(ShapeTarget(name="toy_box")) is model
+    # Another scene: a fresh initialisation (same settings) fitted to its views.
+    model.reconstruct_steps = 2
+    cams, imgs = ring_cameras(3, 16, 0.5), torch.rand(3, 16, 16, 3)
+    other = model.reconstruct(ShapeTarget(name="other", cameras=cams, views=imgs))
+    assert isinstance(other, GaussianSplatting) and other is not model
+    assert other.num_gaussians == model.num_init and other.init_scale == model.init_scale
 
 
 def test_configs_cpu_default_and_paper_preset():

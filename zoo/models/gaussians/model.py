@@ -18,6 +18,7 @@ from a splat PLY (all parameters) or a point PLY (means, colours).
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, ClassVar
 
@@ -34,7 +35,7 @@ from zoo.models.gaussians.strategy import DensityControl
 from zoo.models.gaussians.tsdf import fusion_cameras, tsdf_mesh
 from zoo.models.registry import register_model
 from zoo.nn.encodings import SphericalHarmonicsEncoding
-from zoo.ops.splatting import render_gaussians
+from zoo.ops.splatting import NEAR_PLANE, render_gaussians
 from zoo.representation import ShapeTarget
 from zoo.structures.cameras import Cameras
 
@@ -262,7 +263,7 @@ class GaussianSplatting(ZooModel):
         for i in range(len(cameras)):
             c2w = cameras.c2w[i].to(self.means)
             depth = -((self.means.detach() - c2w[:3, 3]) @ c2w[:3, 2])  # (N,) view z-depth
-            if not bool((depth > 0.2).any()):
+            if not bool((depth > NEAR_PLANE).any()):
                 raise DataError(
                     source[0],
                     f"{source[1]} (view {i})",
@@ -423,16 +424,9 @@ class GaussianSplatting(ZooModel):
         if target.name == self.data_info.get("scene") or self.reconstruct_steps == 0:
             return self
         target.require("views", "cameras", model=self.name)
-        model = GaussianSplatting(
-            strategy=self.strategy,
-            num_init=self.num_init,
-            sh_degree=self.sh_degree,
-            sh_degree_every=self.sh_degree_every,
-            init_seed=self.init_seed,
-            optimizer=self._optimizer_factory,
-        )
-        model.lrs, model.ssim_weight = dict(self.lrs), self.ssim_weight
-        model.configure_from_data(self.data_info)
+        trainer = getattr(self, "_trainer", None)  # never drag the trainer into the copy
+        model = copy.deepcopy(self, {id(trainer): None} if trainer is not None else {})
+        model.configure_from_data(self.data_info)  # fresh Gaussians, same settings
         model.to(self.means.device)
         model.fit_views(target.cameras, target.views, self.reconstruct_steps)
         return model.eval()
