@@ -165,7 +165,7 @@ def main() -> None:
         "--renders",
         type=Path,
         default=None,
-        help="write <model>_heldout.png (first held-out views, render above ground truth) here",
+        help="write <model>_heldout_<W>px.png (4 held-out views, render above ground truth)",
     )
     p.add_argument(
         "--set",
@@ -193,7 +193,8 @@ def main() -> None:
         results[name]["config"] = {k: v for k, v in _plain(cfg.model).items() if k != "optimizer"}
         cameras, images = dm.eval_views("test")
         if args.renders is not None:
-            save_renders(model, cameras, images, args.renders / f"{name}_heldout.png")
+            png = args.renders / f"{name}_heldout_{cameras.width}px.png"
+            save_renders(model, cameras, images, png)
         fps[name] = {f"{s}px": render_fps(model, cameras, s) for s in args.fps_sizes}
         print(f"[{name}] rendering: " + ", ".join(f"{k} {v:.2f} fps" for k, v in fps[name].items()))
     rows = []
