@@ -32,7 +32,7 @@ def test_model_config_instantiates(model):
     cfg = _compose([f"model={model}", "run_dir=/tmp/zoo_cfg_test"])
     net = instantiate(cfg.model)
     assert net.name == model
-    assert net.data_form in ("points", "voxels", "sdf", "mesh", "views")
+    assert net.data_form in ("points", "voxels", "sdf", "mesh", "views", "images")
     assert net.kind in ("voxel", "points", "mesh", "sdf", "radiance")
 
 

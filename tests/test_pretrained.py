@@ -32,7 +32,7 @@ from zoo.pretrained import (
 
 REPO = Path(__file__).resolve().parents[1]
 ENTRIES = sorted(read_registry())
-MODELS = ["voxel_gan", "pointflow", "mesh_gcn", "deepsdf", "nerf", "ngp"]
+MODELS = ["voxel_gan", "pointflow", "mesh_gcn", "deepsdf", "nerf", "ngp", "gaussians"]
 
 
 def test_every_model_has_a_small_entry():

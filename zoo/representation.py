@@ -21,7 +21,7 @@ from torch import Tensor
 from zoo.structures.cameras import Cameras
 
 Kind = Literal["voxel", "points", "mesh", "sdf", "radiance"]
-DataForm = Literal["points", "voxels", "sdf", "mesh", "views"]
+DataForm = Literal["points", "voxels", "sdf", "mesh", "views", "images"]
 
 
 @dataclass

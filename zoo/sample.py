@@ -3,7 +3,8 @@
 For each of the n shapes: the mesh as OBJ / PLY / GLB, surface points as PLY, a PNG with four
 rendered views and (``turntable=true``) a turntable GIF (or MP4 with ``turntable_format=mp4``
 where an encoder is installed); plus ``grid.png`` with the first view of every shape. For a
-radiance model (NeRF, NGP) the one "sample" is its fitted scene.
+radiance model (NeRF, NGP, Gaussians) the one "sample" is its fitted scene; a model with
+``export_files`` also writes its native files (``gaussians``: ``<stem>_splat.ply``).
 """
 
 from __future__ import annotations
@@ -75,6 +76,9 @@ def run_sample(cfg: DictConfig) -> list[Path]:
         points = _try("surface points", i, lambda s=shape: model.to_points(s, int(cfg.n_points)))
         if points is not None:
             written.append(export_points(points, stem.with_name(stem.name + "_points.ply")))
+        if hasattr(model, "export_files"):  # a model's native files (e.g. the splat PLY)
+            files = _try("native files", i, lambda s=shape, t=stem: model.export_files(s, t))
+            written.extend(files or [])
 
         def _render(s: Any = shape) -> Tensor:
             with torch.no_grad():

@@ -255,3 +255,24 @@ def test_synth_eval_shapes(synth_dm):
     assert np.linalg.norm(hi - lo) == pytest.approx(1.0, abs=1e-4)
     assert (np.abs(target.mesh.vertices) <= 0.5).all()
     assert synth_dm.eval_shapes(limit=0) == []
+
+
+def test_images_form_serves_one_whole_view_per_step(tiny_npz):
+    """form="images" (splatting models): each epoch visits every training view once, in an
+    order fixed by (seed, epoch); val/test batches carry their camera."""
+    dm = TinyNerfDataModule(tiny_npz, holdout=2, form="images")
+    ds = dm.train_dataset()
+    cams, images = dm.eval_views("train")
+    n = len(cams)
+    first = [ds[k]["view"] for k in range(n)]
+    assert sorted(first) == list(range(n))
+    assert [ds[k]["view"] for k in range(n)] == first  # a pure function of k
+    batch = ds[0]
+    v = batch["view"]
+    assert torch.equal(batch["rgb"], images[v]) and torch.equal(batch["c2w"], cams.c2w[v])
+    assert batch["intrinsics"].tolist() == [cams.fx[v], cams.fy[v], cams.cx[v], cams.cy[v]]
+    val = next(iter(dm.val_dataloader()))
+    assert {"c2w", "intrinsics", "size"} <= set(val) and val["size"].tolist() == [8, 6]
+    centers = cams.centers
+    want = 1.1 * float((centers - centers.mean(0)).norm(dim=-1).max())
+    assert dm.info()["camera_extent"] == pytest.approx(want)

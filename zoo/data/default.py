@@ -35,8 +35,9 @@ def synthshapes(
     """The synthshapes datamodule for ``form`` (``views``: the scene
     ``scene_category``/``scene_index`` rendered at ``image_size``; other forms: the
     ``categories``, ``shapes_per_category`` shapes each)."""
-    if form == "views":
+    if form in ("views", "images"):
         return SynthViewsDataModule(
+            form=form,
             root=root,
             category=scene_category,
             index=scene_index,

@@ -19,6 +19,9 @@ setting: 2 and 6).
 Batches (all float32, CPU; Lightning moves them):
 
 - train: ``{"origins": (R, 3), "directions": (R, 3), "rgb": (R, 3)}``
+- train, ``form="images"`` (splatting models, which render whole images): one training view
+  per step, ``{"rgb": (H, W, 3), "c2w": (4, 4), "intrinsics": (4,) fx fy cx cy, "view": int}``;
+  an epoch is one pass over a fresh permutation of the views (:class:`RandomViews`).
 - val / test: one image per batch, ``{"origins": (H*W, 3), "directions": (H*W, 3),
   "rgb": (H*W, 3), "view": int}`` (pixels in row-major order; ``view`` indexes the split).
 """
@@ -178,25 +181,65 @@ class RandomRays(Dataset):
         }
 
 
+class RandomViews(Dataset):
+    """One whole training view per item, in a fresh random order each epoch (the reference
+    3DGS trainer pops random views from a reshuffled stack). Item ``k`` (a global batch number
+    from :class:`EpochSampler`) is view ``perm(epoch)[k % B]``, a pure function of
+    ``(seed, epoch, k)`` as for :class:`RandomRays`."""
+
+    def __init__(self, split: ViewSplit, seed: int = 0) -> None:
+        self.split = split
+        self.seed = int(seed)
+
+    def __len__(self) -> int:
+        return len(self.split.cameras)
+
+    def __getitem__(self, k: int) -> dict[str, Any]:
+        epoch, i = divmod(int(k), len(self))
+        gen = torch.Generator().manual_seed(_seed(self.seed, epoch, 1))
+        v = int(torch.randperm(len(self), generator=gen)[i])
+        cams = self.split.cameras
+        return {
+            "rgb": self.split.images[v].float(),  # (H, W, 3)
+            "c2w": cams.c2w[v].float(),  # (4, 4)
+            "intrinsics": torch.stack([cams.fx[v], cams.fy[v], cams.cx[v], cams.cy[v]]).float(),
+            "view": v,
+        }
+
+
 class ImageRays(Dataset):
     """All rays of one image per item (for validation / test renders)."""
 
-    def __init__(self, split: ViewSplit, views: list[int]) -> None:
+    def __init__(self, split: ViewSplit, views: list[int], with_camera: bool = False) -> None:
         self.split = split
         self.views = list(views)
+        self.with_camera = with_camera  # add c2w, intrinsics and size (splatting models)
 
     def __len__(self) -> int:
         return len(self.views)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         v = self.views[i]
-        origins, directions = generate_rays(self.split.cameras[v])  # (1, H, W, 3) each
-        return {
+        cams = self.split.cameras
+        origins, directions = generate_rays(cams[v])  # (1, H, W, 3) each
+        item = {
             "origins": origins.reshape(-1, 3).float(),
             "directions": directions.reshape(-1, 3).float(),
             "rgb": self.split.images[v].reshape(-1, 3).float(),  # (H*W, 3)
             "view": v,
         }
+        if self.with_camera:
+            item["c2w"] = cams.c2w[v].float()  # (4, 4)
+            item["intrinsics"] = torch.stack([cams.fx[v], cams.fy[v], cams.cx[v], cams.cy[v]])
+            item["size"] = torch.tensor([cams.width, cams.height])
+        return item
+
+
+def camera_extent(cameras: Cameras) -> float:
+    """The radius of the camera centres around their mean, times 1.1 (3DGS ``getNerfppNorm``:
+    its ``cameras_extent``, which scales position learning rates and densification sizes)."""
+    centers = cameras.centers.double()
+    return float(1.1 * (centers - centers.mean(0)).norm(dim=-1).max())
 
 
 class ViewsDataModule(pl.LightningDataModule, abc.ABC):
@@ -204,7 +247,8 @@ class ViewsDataModule(pl.LightningDataModule, abc.ABC):
 
     Args:
         rays_per_batch: rays per training step (NeRF's code: 1024).
-        form: the data form the model asks for; must be ``"views"``.
+        form: the data form the model asks for: ``"views"`` (random rays per step) or
+            ``"images"`` (one whole training view per step).
         val_views: number of validation images (evenly spaced over the val split; validation
             renders whole images, so keep it small on a CPU).
         batches_per_epoch: override the epoch length (default: all pixels / rays_per_batch).
@@ -224,7 +268,7 @@ class ViewsDataModule(pl.LightningDataModule, abc.ABC):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if form != "views":
+        if form not in ("views", "images"):
             raise ValueError(f"this datamodule provides views; model needs {form}")
         if int(rays_per_batch) != rays_per_batch or rays_per_batch < 1:
             raise ValueError(f"rays_per_batch must be a positive integer, got {rays_per_batch!r}")
@@ -232,6 +276,7 @@ class ViewsDataModule(pl.LightningDataModule, abc.ABC):
             raise ValueError(f"val_views must be >= 1, got {val_views}")
         if batches_per_epoch is not None and batches_per_epoch < 1:
             raise ValueError(f"batches_per_epoch must be >= 1, got {batches_per_epoch}")
+        self.form = form
         self.rays_per_batch = int(rays_per_batch)
         self.val_views = int(val_views)
         self.batches_per_epoch = batches_per_epoch
@@ -266,7 +311,9 @@ class ViewsDataModule(pl.LightningDataModule, abc.ABC):
             persistent_workers=self.num_workers > 0,
         )
 
-    def train_dataset(self) -> RandomRays:
+    def train_dataset(self) -> RandomRays | RandomViews:
+        if self.form == "images":
+            return RandomViews(self.scene.splits["train"], self.seed)
         return RandomRays(
             self.scene.splits["train"], self.rays_per_batch, self.seed, self.batches_per_epoch
         )
@@ -279,11 +326,12 @@ class ViewsDataModule(pl.LightningDataModule, abc.ABC):
         split = self.scene.splits["val"]
         n = len(split.cameras)
         views = np.unique(np.linspace(0, n - 1, min(self.val_views, n)).round().astype(int))
-        return self._loader(ImageRays(split, views.tolist()))
+        return self._loader(ImageRays(split, views.tolist(), self.form == "images"))
 
     def test_dataloader(self) -> DataLoader:
         split = self.scene.splits["test"]
-        return self._loader(ImageRays(split, list(range(len(split.cameras)))))
+        views = list(range(len(split.cameras)))
+        return self._loader(ImageRays(split, views, self.form == "images"))
 
     # ---- evaluation ---------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
@@ -303,7 +351,12 @@ class ViewsDataModule(pl.LightningDataModule, abc.ABC):
             "focal": float(train.cameras.fx[0]),
             "n_train_views": len(train.cameras),
             "rays_per_batch": self.rays_per_batch,
+            "camera_extent": camera_extent(train.cameras),
         }
+
+    def pose_source(self) -> tuple[str, str]:
+        """The file and field the training camera poses come from (for error messages)."""
+        return self.scene.name, "c2w"
 
     def eval_views(self, split: str = "test") -> tuple[Cameras, Tensor]:
         """Cameras and ground-truth images (B, H, W, 3) of ``split``."""
@@ -401,6 +454,9 @@ class BlenderDataModule(ViewsDataModule):
         self.near, self.far = float(near), float(far)
         self.bbox = (tuple(bbox_min), tuple(bbox_max))
 
+    def pose_source(self) -> tuple[str, str]:
+        return str(self.root / "transforms_train.json"), "transform_matrix"
+
     def _load_scene(self) -> Scene:
         return _blender_scene(
             self.root,
@@ -472,6 +528,9 @@ class SynthViewsDataModule(ViewsDataModule):
     def prepare_data(self) -> None:
         self.scene_dir()
 
+    def pose_source(self) -> tuple[str, str]:
+        return str(self.scene_dir() / "transforms_train.json"), "transform_matrix"
+
     def _load_scene(self) -> Scene:
         folder = self.scene_dir()
         info = read_scene_info(folder)
@@ -512,6 +571,9 @@ class TinyNerfDataModule(ViewsDataModule):
         self.path = Path(path)
         self.holdout = int(holdout)
         self.near, self.far = float(near), float(far)
+
+    def pose_source(self) -> tuple[str, str]:
+        return str(self.path), "poses"
 
     def _load_scene(self) -> Scene:
         images, cameras = load_tinynerf(self.path)

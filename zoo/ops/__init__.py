@@ -21,6 +21,7 @@ from zoo.ops.sampling import (
     stratified_samples,
     uniform_march,
 )
+from zoo.ops.splatting import project_gaussians, rasterize, render_gaussians
 from zoo.ops.surface import sample_surface
 from zoo.ops.volume_rendering import (
     alpha_from_density,
@@ -43,8 +44,11 @@ __all__ = [
     "occupancy",
     "pixel_directions",
     "poisson_reconstruct",
+    "project_gaussians",
+    "rasterize",
     "ray_box_intersect",
     "rays_for_pixels",
+    "render_gaussians",
     "render_mesh",
     "render_weights",
     "sample_surface",
