@@ -293,6 +293,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         plugins=[AtomicCheckpointIO()],
         default_root_dir=str(run_dir),
     )
+    unsupported = getattr(model, "ddp_unsupported", None)
+    if unsupported and trainer.world_size > 1:
+        raise ConfigError(
+            f"{model.name}: training in {trainer.world_size} processes is not supported yet "
+            f"({unsupported}); train on one device (trainer.devices=1, trainer.num_nodes=1)"
+        )
     trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
     if trainer.world_size == 1 and not final_ckpt.is_file():  # fit trained no step at all
         trainer.save_checkpoint(final_ckpt, weights_only=False)

@@ -75,6 +75,14 @@ class GaussianSplatting(ZooModel):
     data_form: ClassVar[str] = "images"
     generative: ClassVar[bool] = False
     per_scene: ClassVar[bool] = True
+    # Densification replaces the parameter tensors (clone / split / prune), which DDP's gradient
+    # reducer, built once over the initial parameters, cannot follow: after the first
+    # densification the ranks would silently train apart. zoo.train refuses more than one
+    # process for this model until densification is synchronised across ranks.
+    ddp_unsupported: ClassVar[str] = (
+        "densification replaces the Gaussians' parameter tensors, which DDP's gradient reducer "
+        "cannot follow"
+    )
     GAUSSIAN_PARAMS: ClassVar[tuple[str, ...]] = (
         "means",
         "log_scales",
