@@ -60,3 +60,42 @@ def test_voxels_drawn_as_cubes_or_surface(voxel_session):
     surface = int(s.status.content.split(", ")[1].split(" ")[0])
     assert cubes > 0 and surface > 0 and cubes != surface
     assert cubes % 12 == 0  # whole cubes
+
+
+def test_gaussians_offer_native_splats_with_their_covariances():
+    """A Gaussian model's splats: covariance R S S^T R^T, DC colour, sigmoid opacity; the
+    checkbox adds them to the scene and removes them again."""
+    import math
+    import types
+
+    from zoo.viewer.session import splat_arrays
+
+    half = math.sqrt(0.5)  # a quarter turn about z (w first)
+    fake = types.SimpleNamespace(
+        means=torch.zeros(1, 3),
+        log_scales=torch.log(torch.tensor([[0.1, 0.2, 0.3]])),
+        quats=torch.tensor([[half, 0.0, 0.0, half]]),
+        opacity_logits=torch.zeros(1),
+        sh_dc=torch.zeros(1, 1, 3),
+    )
+    a = splat_arrays(fake)
+    # x and y swap under the quarter turn: diag(0.04, 0.01, 0.09)
+    torch.testing.assert_close(
+        torch.from_numpy(a["covariances"][0]), torch.diag(torch.tensor([0.04, 0.01, 0.09]))
+    )
+    assert a["rgbs"].tolist() == [[0.5, 0.5, 0.5]] and a["opacities"].tolist() == [[0.5]]
+    assert splat_arrays(types.SimpleNamespace(means=torch.zeros(1, 3))) is None
+
+    model = load_pretrained("gaussians-synthshapes-chair").eval()
+    server = start_server("127.0.0.1", free_port(), quiet=True)
+    try:
+        session = ViewerSession(server, model, ViewOptions())
+        assert session._splats is None
+        session.show_splats.value = True
+        session._toggle_splats()
+        assert session._splats is not None
+        session.show_splats.value = False
+        session._toggle_splats()
+        assert session._splats is None
+    finally:
+        stop_server(server)

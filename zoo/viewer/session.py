@@ -73,6 +73,34 @@ def _height_colors(h: np.ndarray) -> np.ndarray:
     return (colormaps["viridis"](t)[:, :3] * 255).astype(np.uint8)
 
 
+def splat_arrays(model: Any) -> dict[str, np.ndarray] | None:
+    """viser ``add_gaussian_splats`` arrays of a model holding 3D Gaussians (``means``,
+    ``log_scales``, ``quats`` w first, ``opacity_logits``, ``sh_dc``); None for other models.
+
+    Covariance ``R S S^T R^T`` (Kerbl et al. 2023, Eq. 6); colour from the degree-0 SH term only
+    (``0.5 + C0 * dc``: viser's splats are not view-dependent); opacity ``sigmoid(logit)``.
+    """
+    import torch
+
+    names = ("means", "log_scales", "quats", "opacity_logits", "sh_dc")
+    if not all(isinstance(getattr(model, n, None), torch.Tensor) for n in names):
+        return None
+    from zoo.ops.splatting import quaternion_to_matrix
+
+    with torch.no_grad():
+        rot = quaternion_to_matrix(model.quats.float())  # (N, 3, 3)
+        m = rot * model.log_scales.float().exp()[:, None, :]  # R S
+        cov = m @ m.transpose(1, 2)  # (N, 3, 3)
+        rgb = (0.5 + 0.28209479177387814 * model.sh_dc.float().reshape(-1, 3)).clamp(0, 1)
+        alpha = torch.sigmoid(model.opacity_logits.float()).reshape(-1, 1)
+    return {
+        "centers": model.means.detach().float().cpu().numpy(),
+        "covariances": cov.cpu().numpy(),
+        "rgbs": rgb.cpu().numpy(),
+        "opacities": alpha.cpu().numpy(),
+    }
+
+
 class ViewerSession:
     """The scene and controls of ``model`` on a running ``viser.ViserServer``.
 
@@ -151,6 +179,11 @@ class ViewerSession:
             for h in (self.output, self.preview_size, self.full_size):
                 h.on_update(lambda _: self._all_changed())
             self.show_cams.on_update(lambda _: self._toggle_frustums())
+            self._splats = None
+            if splat_arrays(self.model) is not None:  # 3D Gaussians: viser's native splats too
+                with gui.add_folder("splats"):
+                    self.show_splats = gui.add_checkbox("native splats (browser)", False)
+                self.show_splats.on_update(lambda _: self._toggle_splats())
         else:
             displays = {"voxel": ("cubes", "surface"), "points": ("points", "surface")}
             self.display = self.resolution = self.n_points = self.point_size = None
@@ -331,6 +364,17 @@ class ViewerSession:
                 )
             )  # fmt: skip
         return handles
+
+    def _toggle_splats(self) -> None:
+        """Show the model's Gaussians as viser splats, drawn by the browser (WebGL) rather than
+        rendered here; built on first use and rebuilt when shown again (training moves them)."""
+        on = bool(self.show_splats.value)
+        if self._splats is not None:
+            self._splats.remove()
+            self._splats = None
+        arrays = splat_arrays(self.model) if on else None
+        if arrays is not None:
+            self._splats = self.server.scene.add_gaussian_splats("/splats", **arrays)
 
     def _toggle_frustums(self) -> None:
         for h in self._frustums:
