@@ -157,14 +157,25 @@ def test_ngp_training_raises_heldout_psnr():
 
 @pytest.mark.slow
 def test_compiled_field_matches_eager():
-    # The compile flag needs a working inductor toolchain (a C++ compiler on CPU).
+    """The compile flag needs a working inductor toolchain (a C++ compiler on CPU). torch 2.13's
+    CPU code generation fails under ATEN_CPU_CAPABILITY=default (its kernels use at::vec, whose
+    header that capability leaves out): there the model must warn once and train eagerly."""
+    import os
+    import warnings
+
     model = small_ngp()
     x = torch.rand(64, 3) - 0.5
     d = nn.functional.normalize(torch.randn(64, 3), dim=-1)
     eager = model._field(x, d)
     model.compile = True
-    compiled = model._field(x, d)
-    assert model._compiled is not None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compiled = model._field(x, d)
+    fell_back = [w for w in caught if "torch.compile failed" in str(w.message)]
+    if os.environ.get("ATEN_CPU_CAPABILITY", "").lower() == "default":
+        assert fell_back and not model.compile and model._compiled is None
+    else:
+        assert not fell_back and model._compiled is not None, [str(w.message) for w in caught]
     assert torch.allclose(compiled[0], eager[0], rtol=1e-4, atol=1e-6)
     assert torch.allclose(compiled[1], eager[1], rtol=1e-4, atol=1e-6)
 

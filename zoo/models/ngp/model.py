@@ -21,6 +21,7 @@ on the MLP weights only (none on the hash table).
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import torch
@@ -117,7 +118,23 @@ class InstantNGP(RadianceFieldModel):
             return self.field(x, d)
         if self._compiled is None:
             object.__setattr__(self, "_compiled", torch.compile(self.field, dynamic=True))
-        return self._compiled(x, d)
+        from torch._dynamo.exc import BackendCompilerFailed
+
+        try:
+            return self._compiled(x, d)
+        except BackendCompilerFailed as e:
+            # No working inductor toolchain here (e.g. torch 2.13's CPU code generation under
+            # ATEN_CPU_CAPABILITY=default emits at::vec code it cannot compile): train eagerly.
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            warnings.warn(
+                f"ngp: model.compile=true but torch.compile failed ({first[:200]}); "
+                "running the field eagerly",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            self.compile = False
+            object.__setattr__(self, "_compiled", None)
+            return self.field(x, d)
 
     def density(self, points: Tensor) -> Tensor:
         return self.field.density(points)
