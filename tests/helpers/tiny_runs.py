@@ -125,6 +125,13 @@ TINY: dict[str, list[str]] = {
 }
 
 
+def registered_names() -> list[str]:
+    """Every registered model's name, sorted (the parametrisation of the registry-wide tests)."""
+    from zoo.models.registry import registered_models
+
+    return sorted(registered_models())
+
+
 def tiny_run_args(model: str, data_root: Path, run_dir: Path, *extra: str) -> list[str]:
     """``zoo.train`` overrides for a seconds-long run of ``model`` on ``data_root``."""
     if model not in TINY:

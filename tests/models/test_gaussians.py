@@ -17,7 +17,7 @@ from zoo.models.gaussians.ply import SPLAT_FIELDS, read_ply_header, read_splat_p
 from zoo.representation import ShapeTarget
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_nerf import INFO, ring_cameras, toy_scene  # noqa: E402
+from test_nerf import INFO, ring_cameras, toy_scene, toy_views  # noqa: E402
 
 
 def small_model(**kw) -> GaussianSplatting:
@@ -109,27 +109,9 @@ def test_checkpoint_load_and_resume_with_a_changed_count(tmp_path):
     import pytorch_lightning as pl
 
     from zoo.checkpoint import build_model
-    from zoo.data.views import Scene, ViewsDataModule, ViewSplit
-
-    train_cams, train_imgs, test_cams, test_imgs = toy_scene(16)
-
-    class ToyViews(ViewsDataModule):
-        dataset_name = "toy"
-
-        def _load_scene(self) -> Scene:
-            held = ViewSplit(test_imgs, test_cams)
-            return Scene(
-                name="toy_box",
-                splits={"train": ViewSplit(train_imgs, train_cams), "val": held, "test": held},
-                near=INFO["near"],
-                far=INFO["far"],
-                background=(1.0, 1.0, 1.0),
-                bbox_min=tuple(INFO["bbox_min"]),
-                bbox_max=tuple(INFO["bbox_max"]),
-            )
 
     def fit(model, steps, ckpt=None):
-        dm = ToyViews(form="images", val_views=1)
+        dm = toy_views(form="images", val_views=1)
         dm.setup("fit")
         model.configure_from_data(dm.info())
         trainer = pl.Trainer(

@@ -336,13 +336,11 @@ def test_configs_cpu_default_and_paper_preset():
     assert math.isclose(opt["optimizer"].param_groups[0]["lr"], 5e-4 * 0.1 ** (10 / 500000))
 
 
-def lightning_fit(model, steps: int = 4, rays: int = 256):
-    """A few Lightning steps on the toy scene through a views datamodule; the logged metrics."""
-    import pytorch_lightning as pl
-
+def toy_views(res: int = 16, **kwargs):
+    """A views datamodule serving :func:`toy_scene` (train / held-out) at ``res`` px."""
     from zoo.data.views import Scene, ViewsDataModule, ViewSplit
 
-    train_cams, train_imgs, test_cams, test_imgs = toy_scene(16)
+    train_cams, train_imgs, test_cams, test_imgs = toy_scene(res)
 
     class ToyViews(ViewsDataModule):
         dataset_name = "toy"
@@ -359,7 +357,14 @@ def lightning_fit(model, steps: int = 4, rays: int = 256):
                 bbox_max=tuple(INFO["bbox_max"]),
             )
 
-    dm = ToyViews(rays_per_batch=rays, val_views=1)
+    return ToyViews(**kwargs)
+
+
+def lightning_fit(model, steps: int = 4, rays: int = 256):
+    """A few Lightning steps on the toy scene through a views datamodule; the logged metrics."""
+    import pytorch_lightning as pl
+
+    dm = toy_views(rays_per_batch=rays, val_views=1)
     dm.setup("fit")
     model.configure_from_data(dm.info())
     trainer = pl.Trainer(

@@ -18,7 +18,9 @@ import json
 
 import pytest
 
+from tests.helpers.tiny_runs import registered_names
 from tests.reliability.clirun import check, ckpt_step, run, tiny_args
+from tests.viewer.browser import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -62,20 +64,6 @@ SHAPE_RTOL = 0.35  # about 2x the largest gap; an untrained model is 1.5-5x furt
 PSNR_ATOL_DB = 0.5
 
 
-def _registered() -> list[str]:
-    from zoo.models.registry import registered_models
-
-    return sorted(registered_models())
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def single_runs(synth_root, tmp_path_factory):
     """One single-process tiny run per model, made on first use: {model: metrics}."""
@@ -94,7 +82,7 @@ def single_runs(synth_root, tmp_path_factory):
 
 
 @pytest.mark.parametrize("launcher", ["ddp_spawn", "torchrun"])
-@pytest.mark.parametrize("model", _registered())
+@pytest.mark.parametrize("model", registered_names())
 def test_every_model_trains_under_ddp(
     model, launcher, synth_root, single_runs, tmp_path, record_property
 ):
@@ -129,7 +117,7 @@ def test_every_model_trains_under_ddp(
             "-m",
             "torch.distributed.run",
             "--nproc-per-node=2",
-            f"--master-port={_free_port()}",
+            f"--master-port={free_port()}",
             "-m",
             "zoo.train",
             *args,

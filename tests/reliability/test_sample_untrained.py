@@ -7,19 +7,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers.tiny_runs import tiny_run_args
+from tests.helpers.tiny_runs import registered_names, tiny_run_args
 from tests.reliability.clirun import check, run
 
 pytestmark = pytest.mark.slow
 
 
-def _registered() -> list[str]:
-    from zoo.models.registry import registered_models
-
-    return sorted(registered_models())
-
-
-@pytest.mark.parametrize("model", _registered())
+@pytest.mark.parametrize("model", registered_names())
 def test_sample_of_an_untrained_checkpoint_writes_what_it_can(model, synth_root, tmp_path):
     run_dir = tmp_path / "run"
     check(
