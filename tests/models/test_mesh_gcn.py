@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from torch.utils.data import DataLoader, Dataset
 
+from tests.helpers.shared_data import REAL, needs
 from zoo.cli_utils import CONF_DIR
 from zoo.data.formats.mesh import load_mesh, normalize_mesh
 from zoo.metrics import chamfer_distance
@@ -30,6 +30,8 @@ from zoo.models.mesh_gcn.template import TemplateHierarchy, subdivide, unpool
 from zoo.nn.graph_conv import Adjacency
 from zoo.ops.surface import sample_surface
 from zoo.representation import ShapeTarget
+
+TEAPOT = REAL / "meshes" / "teapot.obj"
 
 TINY = dict(
     zdim=16,
@@ -52,14 +54,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-
-def shared_real_data() -> Path:
-    """``<workspace>/shared/data/real`` beside the repository, or ``$ZOO_SHARED_DATA``."""
-    env = os.environ.get("ZOO_SHARED_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real"
 
 
 # ------------------------------------------------------------------ template
@@ -285,11 +279,9 @@ def test_deforming_the_sphere_onto_a_box_lowers_chamfer_tenfold() -> None:
 
 
 @pytest.mark.slow
+@needs(TEAPOT)
 def test_deforming_the_sphere_onto_the_teapot_lowers_chamfer_tenfold() -> None:
-    path = shared_real_data() / "meshes" / "teapot.obj"
-    if not path.is_file():
-        pytest.skip(f"shared real data not found at {path} (set ZOO_SHARED_DATA)")
-    teapot = normalize_mesh(load_mesh(path))  # ShapeNet v2 normalisation
+    teapot = normalize_mesh(load_mesh(TEAPOT))  # ShapeNet v2 normalisation
     torch.manual_seed(0)
     model = MeshGCN(**{**TINY, "hidden": 64, "blocks": 2})
     before, after = _fit_one_shape(model, teapot, steps=150, lr=3e-3)
