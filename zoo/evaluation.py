@@ -3,10 +3,20 @@
 Protocols, chosen by what the model declares (never by its type):
 - per-scene models (``per_scene``): PSNR / SSIM of ``render`` on the held-out views, and the
   geometry of ``to_mesh`` against the scene's ground-truth mesh where the data has one;
-- generative models: MMD / COV / 1-NNA (Chamfer) of ``sample`` against the held-out shapes;
+- generative models: MMD / COV / 1-NNA (Chamfer) of ``sample`` against the held-out shapes,
+  on ``n_points`` = 2048 points a cloud (PointFlow's protocol), against every held-out shape
+  of the split (``gen_references``; as many samples as references);
 - every shape model: reconstruction of held-out shapes through ``reconstruct``: Chamfer-L2
   (squared, PointFlow / pytorch3d sum of both directions), Chamfer-L1 (Euclidean), F-score at
-  a Euclidean tau, normal consistency, and voxel IoU where the data has voxels.
+  a Euclidean tau, normal consistency, and voxel IoU where the data has voxels, on
+  ``recon_points`` = 30,000 points a side (DeepSDF's protocol, Park et al. 2019, Sec. 6: at
+  2048 points two independent samples of the *same* surface already score F@0.01 ~ 0.55, so
+  the sampling noise hides the differences between models);
+- every shape model that declares one (``Representation.ceiling``): the same reconstruction
+  metrics of its *representation ceiling*, the held-out ground truth pushed through the model's
+  own representation (``ceil/...``), so a score can be read as a fraction of what the
+  representation allows.
+Every mean comes with its bootstrap standard error (``<key>_se``, ``zoo.metrics.bootstrap``).
 All distances are in the data's units (ShapeNet v2 normalisation: bbox diagonal 1).
 """
 
@@ -30,11 +40,17 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class EvalConfig:
+    """Settings of :func:`evaluate` (``conf/eval/default.yaml`` documents each)."""
+
     split: str = "test"
-    max_shapes: int = 16
-    n_points: int = 2048
+    max_shapes: int = 16  # shapes reconstructed
+    n_points: int = 2048  # points per cloud of the generation metrics (PointFlow)
+    recon_points: int = 30000  # points per side of the reconstruction metrics (DeepSDF)
+    gen_references: int | None = None  # None: every shape of the split
     fscore_threshold: float = 0.01
     mesh_resolution: int = 64
+    n_boot: int = 1000  # bootstrap resamples of the standard errors (0: none)
+    ceilings: bool = True  # also score each model's representation ceiling
     save_images: bool = True
 
 
@@ -46,42 +62,49 @@ def _subsample(points: Tensor, n: int, seed: int = 0) -> Tensor:
     return points[torch.randperm(len(points), generator=g)[:n].to(points.device)]
 
 
-def geometry_metrics(
-    model: Representation, shape: Any, target: ShapeTarget, cfg: EvalConfig
+def ground_truth_cloud(target: ShapeTarget, n: int) -> tuple[Tensor, Tensor | None]:
+    """``n`` ground-truth surface points (and normals) of ``target``: sampled by area on its
+    mesh where it has one (seeded, so every model meets the same points), else a fixed subset
+    of its stored points (all of them when fewer than ``n``)."""
+    from zoo.ops.surface import sample_surface
+
+    if target.mesh is not None and len(target.mesh.faces) > 0:
+        return sample_surface(target.mesh, n, seed=0)
+    target.require("points")
+    idx = _subsample(torch.arange(len(target.points)), n)
+    normals = target.normals[idx].float().cpu() if target.normals is not None else None
+    return target.points[idx].float().cpu(), normals
+
+
+def surface_metrics(
+    mesh: trimesh.Trimesh | None,
+    pred: Tensor | None,
+    target: ShapeTarget,
+    cfg: EvalConfig,
+    gt: tuple[Tensor, Tensor | None] | None = None,
 ) -> dict[str, float]:
-    """Reconstruction metrics of one native ``shape`` against ``target``."""
+    """Reconstruction metrics of a predicted surface (``mesh``, and ``pred``: (N, 3) points on
+    it) against ``target`` on ``cfg.recon_points`` points a side (``gt``: the ground-truth
+    cloud of :func:`ground_truth_cloud`, computed here when not given)."""
     from zoo.metrics import chamfer_distance, f_score, normal_consistency, voxel_iou
     from zoo.ops.surface import sample_surface
     from zoo.ops.voxelize import voxelize
 
-    target.require("points", model=model.name)
-    gt = _subsample(target.points.float(), cfg.n_points).cpu()
-    out: dict[str, float] = {}
-    mesh: trimesh.Trimesh | None = None
-    try:
-        mesh = model.to_mesh(shape, resolution=cfg.mesh_resolution)
-    except ValueError as e:  # e.g. no surface at the level set
-        log.warning("%s: to_mesh failed on %s: %s", model.name, target.name, e)
-    try:
-        pred = model.to_points(shape, cfg.n_points).float().cpu()
-    except ValueError as e:  # no surface at all: every geometry metric is undefined
-        log.warning("%s: no surface points for %s: %s", model.name, target.name, e)
-        out = {
-            k: math.nan for k in ("chamfer_l2", "chamfer_l1", f"fscore@{cfg.fscore_threshold:g}")
-        }
+    tau = f"fscore@{cfg.fscore_threshold:g}"
+    if pred is None:  # no surface at all: every geometry metric is undefined
+        out = {k: math.nan for k in ("chamfer_l2", "chamfer_l1", tau)}
         out["empty_surface"] = 1.0
         return out
-    out["empty_surface"] = 0.0
-    out["chamfer_l2"] = float(chamfer_distance(pred, gt))
-    out["chamfer_l1"] = float(chamfer_distance(pred, gt, squared=False))
-    out[f"fscore@{cfg.fscore_threshold:g}"] = float(f_score(pred, gt, cfg.fscore_threshold))
+    gt_pts, gt_normals = gt if gt is not None else ground_truth_cloud(target, cfg.recon_points)
+    pred = pred.float().cpu()
+    out = {"empty_surface": 0.0}
+    out["chamfer_l2"] = float(chamfer_distance(pred, gt_pts))
+    out["chamfer_l1"] = float(chamfer_distance(pred, gt_pts, squared=False))
+    out[tau] = float(f_score(pred, gt_pts, cfg.fscore_threshold))
     has_surface = mesh is not None and len(mesh.faces) > 0
-    if target.normals is not None and has_surface:
-        p, n = sample_surface(mesh, cfg.n_points, seed=0)
-        gt_idx = _subsample(torch.arange(len(target.points)), cfg.n_points)
-        out["normal_consistency"] = float(
-            normal_consistency(p, n, target.points[gt_idx].float(), target.normals[gt_idx].float())
-        )
+    if gt_normals is not None and has_surface:
+        p, n = sample_surface(mesh, len(gt_pts), seed=0)
+        out["normal_consistency"] = float(normal_consistency(p, n, gt_pts, gt_normals))
     if target.voxels is not None:
         r = target.voxels.shape[-1]
         pred_vox = voxelize(mesh, r) if has_surface else torch.zeros_like(target.voxels, dtype=bool)
@@ -89,13 +112,54 @@ def geometry_metrics(
     return out
 
 
-def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
-    """Per-key mean over shapes, ignoring NaN (``empty_surface`` counts those shapes)."""
+def geometry_metrics(
+    model: Representation,
+    shape: Any,
+    target: ShapeTarget,
+    cfg: EvalConfig,
+    gt: tuple[Tensor, Tensor | None] | None = None,
+) -> dict[str, float]:
+    """Reconstruction metrics of one native ``shape`` against ``target`` (see
+    :func:`surface_metrics`)."""
+    mesh: trimesh.Trimesh | None = None
+    try:
+        mesh = model.to_mesh(shape, resolution=cfg.mesh_resolution)
+    except ValueError as e:  # e.g. no surface at the level set
+        log.warning("%s: to_mesh failed on %s: %s", model.name, target.name, e)
+    try:
+        pred = model.to_points(shape, cfg.recon_points)
+    except ValueError as e:
+        log.warning("%s: no surface points for %s: %s", model.name, target.name, e)
+        pred = None
+    return surface_metrics(mesh, pred, target, cfg, gt)
+
+
+def ceiling_metrics(
+    model: Representation,
+    target: ShapeTarget,
+    cfg: EvalConfig,
+    gt: tuple[Tensor, Tensor | None] | None = None,
+) -> dict[str, float] | None:
+    """Metrics of ``model``'s representation ceiling on ``target`` (None: it declares none)."""
+    ceiling = model.ceiling(target, cfg.recon_points, cfg.mesh_resolution)
+    if ceiling is None:
+        return None
+    mesh, points = ceiling
+    return surface_metrics(mesh, points, target, cfg, gt)
+
+
+def _mean(rows: list[dict[str, float]], n_boot: int = 0) -> dict[str, float]:
+    """Per-key mean over shapes, ignoring NaN (``empty_surface`` counts those shapes), and
+    with ``n_boot`` > 0 the bootstrap standard error of each mean as ``<key>_se``."""
+    from zoo.metrics.bootstrap import bootstrap_se
+
     keys = dict.fromkeys(k for r in rows for k in r)
     means = {}
     for k in keys:
         vals = [r[k] for r in rows if k in r and not math.isnan(r[k])]
         means[k] = float(np.mean(vals)) if vals else math.nan
+        if n_boot > 0 and k != "empty_surface":
+            means[f"{k}_se"] = bootstrap_se(vals, n_boot)
     return means
 
 
@@ -105,8 +169,9 @@ def evaluate(
     cfg: EvalConfig | None = None,
     out_dir: str | Path | None = None,
 ) -> dict[str, float]:
-    """Score ``model`` on ``datamodule``'s held-out split; returns flat ``{"group/metric": v}``."""
-    from zoo.metrics import generative_metrics, psnr, ssim
+    """Score ``model`` on ``datamodule``'s held-out split; returns flat ``{"group/metric": v}``
+    (groups ``view``, ``geom``, ``gen``, ``recon``, ``ceil``; ``_se`` keys are standard errors)."""
+    from zoo.metrics import psnr, ssim
 
     cfg = cfg or EvalConfig()
     was_training = model.training  # type: ignore[attr-defined]
@@ -122,34 +187,88 @@ def evaluate(
             with torch.no_grad():
                 maps = model.render_maps(scene, cameras.to(model.device_))
             pred = maps["rgb"].clamp(0, 1).cpu()
-            metrics["view/psnr"] = float(psnr(pred, images).mean())
-            metrics["view/ssim"] = float(ssim(pred, images).mean())
+            view_rows = [
+                {"psnr": float(p), "ssim": float(q)}
+                for p, q in zip(psnr(pred, images), ssim(pred, images), strict=True)
+            ]
+            metrics.update({f"view/{k}": v for k, v in _mean(view_rows, cfg.n_boot).items()})
             if cfg.save_images and out_dir is not None:
                 save_view_images(Path(out_dir) / "renders", maps, images)
         if targets and targets[0].mesh is not None:
             rows = [geometry_metrics(model, scene, targets[0], cfg)]
             metrics.update({f"geom/{k}": v for k, v in _mean(rows).items()})
     else:
-        if model.generative and len(targets) >= 2:
-            samples = model.sample(len(targets), seed=0)
-            clouds, empty = [], 0
-            for s in samples:
-                try:
-                    clouds.append(model.to_points(s, cfg.n_points).float().cpu())
-                except ValueError:  # no surface: a degenerate cloud at the origin, counted
-                    clouds.append(torch.zeros(cfg.n_points, 3))
-                    empty += 1
-            pts = torch.stack(clouds)
-            metrics["gen/empty_samples"] = float(empty)
-            refs = torch.stack([_subsample(t.points.float().cpu(), cfg.n_points) for t in targets])
-            gm = generative_metrics(pts, refs, distance="chamfer")
-            metrics.update({f"gen/{k}_cd": float(v) for k, v in gm.items()})
-        rows = [geometry_metrics(model, model.reconstruct(t), t, cfg) for t in targets]
-        if rows:
-            metrics.update({f"recon/{k}": v for k, v in _mean(rows).items()})
+        n_refs = cfg.gen_references
+        references = targets[:n_refs] if n_refs is not None and n_refs <= len(targets) else None
+        if model.generative and references is None:
+            references = datamodule.eval_shapes(cfg.split, limit=n_refs)
+        if model.generative and len(references) >= 2:  # type: ignore[arg-type]
+            metrics.update(generation_metrics(model, references, cfg))
+        recon, ceil = [], []
+        for t in targets:
+            gt = ground_truth_cloud(t, cfg.recon_points)
+            recon.append(geometry_metrics(model, model.reconstruct(t), t, cfg, gt))
+            c = ceiling_metrics(model, t, cfg, gt) if cfg.ceilings else None
+            if c is not None:
+                ceil.append(c)
+        if recon:
+            metrics.update({f"recon/{k}": v for k, v in _mean(recon, cfg.n_boot).items()})
+        if ceil:
+            metrics.update({f"ceil/{k}": v for k, v in _mean(ceil, cfg.n_boot).items()})
+            metrics.update(ceiling_fractions(metrics))
     if was_training:
         model.train()  # type: ignore[attr-defined]
     return metrics
+
+
+HIGHER_BETTER = ("fscore", "normal_consistency", "iou")
+
+
+def ceiling_fractions(metrics: dict[str, float]) -> dict[str, float]:
+    """Each reconstruction score as a fraction of its representation ceiling (``frac/<k>``):
+    score / ceiling where higher is better (F, NC, IoU), ceiling / score for distances (so 1 is
+    the ceiling in both cases)."""
+    out = {}
+    for key, ceil in metrics.items():
+        if not key.startswith("ceil/") or key.endswith("_se") or "empty" in key:
+            continue
+        name = key.partition("/")[2]
+        score = metrics.get(f"recon/{name}", math.nan)
+        higher = name.startswith(HIGHER_BETTER)
+        num, den = (score, ceil) if higher else (ceil, score)
+        out[f"frac/{name}"] = num / den if den and math.isfinite(den) else math.nan
+    return out
+
+
+def generation_metrics(
+    model: Representation, references: list[ShapeTarget], cfg: EvalConfig
+) -> dict[str, float]:
+    """MMD / COV / 1-NNA (Chamfer) of as many samples as ``references``, with their two-sample
+    bootstrap standard errors."""
+    from zoo.metrics.bootstrap import generative_bootstrap_se
+    from zoo.metrics.generative import generative_metrics
+    from zoo.metrics.pairwise import pairwise_distances
+
+    samples = model.sample(len(references), seed=0)
+    clouds, empty = [], 0
+    for s in samples:
+        try:
+            clouds.append(model.to_points(s, cfg.n_points).float().cpu())
+        except ValueError:  # no surface: a degenerate cloud at the origin, counted
+            clouds.append(torch.zeros(cfg.n_points, 3))
+            empty += 1
+    pts = torch.stack(clouds)  # (S, N, 3)
+    refs = torch.stack([_subsample(t.points.float().cpu(), cfg.n_points) for t in references])
+    d_sr = pairwise_distances(pts, refs, "chamfer")  # (S, R)
+    d_ss = pairwise_distances(pts, None, "chamfer")  # (S, S)
+    d_rr = pairwise_distances(refs, None, "chamfer")  # (R, R)
+    gm = generative_metrics(pts, refs, "chamfer", matrices=(d_ss, d_sr, d_rr))
+    out = {"gen/empty_samples": float(empty), "gen/references": float(len(references))}
+    out.update({f"gen/{k}_cd": float(v) for k, v in gm.items()})
+    if cfg.n_boot > 0:
+        se = generative_bootstrap_se(d_ss, d_sr, d_rr, cfg.n_boot)
+        out.update({f"gen/{k}_cd_se": v for k, v in se.items()})
+    return out
 
 
 def save_view_images(folder: Path, maps: dict[str, Tensor], gt: Tensor | None = None) -> None:
@@ -179,4 +298,13 @@ def format_metrics(metrics: dict[str, float]) -> str:
     return "\n".join(f"{k:<{width}}  {v:.6g}" for k, v in metrics.items())
 
 
-__all__ = ["EvalConfig", "evaluate", "format_metrics", "geometry_metrics"]
+__all__ = [
+    "EvalConfig",
+    "ceiling_metrics",
+    "evaluate",
+    "format_metrics",
+    "generation_metrics",
+    "geometry_metrics",
+    "ground_truth_cloud",
+    "surface_metrics",
+]

@@ -95,6 +95,18 @@ class Representation(abc.ABC):
         points, _ = sample_surface(self.to_mesh(shape), n, seed=seed)
         return points
 
+    def ceiling(
+        self, target: ShapeTarget, n: int, resolution: int
+    ) -> tuple[trimesh.Trimesh | None, Tensor] | None:
+        """The representation ceiling: ``target``'s ground truth pushed through this model's own
+        representation at the model's resolution and meshed the way the model meshes (a voxel
+        grid at its grid size; the true SDF marching-cubed at ``resolution``; the template's
+        vertex count and genus fitted to the surface; true surface points), as ``(mesh or None,
+        (n, 3) points on it)``. The evaluator scores it like a reconstruction, so a user sees
+        what is the representation's limit and what the training's. None (the default): the
+        model declares no ceiling."""
+        return None
+
     def render(self, shape: Any, cameras: Cameras) -> Tensor:
         """(B, H, W, 3) images in [0, 1] of ``shape`` seen by ``cameras``."""
         return self.render_maps(shape, cameras)["rgb"]

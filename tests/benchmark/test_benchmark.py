@@ -35,6 +35,8 @@ def bench(tmp_path_factory):
         "trainer.val_check_interval=30",
         "eval.max_shapes=3",
         "eval.n_points=512",
+        "eval.recon_points=512",
+        "eval.n_boot=50",
         "eval.mesh_resolution=24",
         f"hydra.run.dir={out}",
     ]

@@ -52,6 +52,8 @@ def _train_args(tmp: Path, run: str) -> list[str]:
         "data.shapes_per_category=5",
         "data.batch_size=4",
         "eval.max_shapes=3",
+        "eval.recon_points=1024",
+        "eval.n_boot=50",
         "eval.mesh_resolution=32",
         "trainer.log_every_n_steps=1",
         f"hydra.run.dir={tmp}/{run}",
@@ -121,7 +123,8 @@ def test_train_output_has_no_library_noise(trained):
 def test_eval_reproduces_training_metrics_and_writes_json(trained):
     tmp, _ = trained
     ckpt = tmp / "run" / "checkpoints" / "last.ckpt"
-    proc = _run(["zoo.eval", f"ckpt={ckpt}", "eval.max_shapes=3", "eval.mesh_resolution=32"], tmp)
+    args = ["eval.max_shapes=3", "eval.recon_points=1024", "eval.n_boot=50"]
+    proc = _run(["zoo.eval", f"ckpt={ckpt}", *args, "eval.mesh_resolution=32"], tmp)
     out = ckpt.with_suffix(".metrics.json")
     assert f"metrics: {out}" in proc.stdout
     evaluated = json.loads(out.read_text())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# Shape models: small networks, 16^3 voxels, 2 held-out shapes scored on 512 points.
+# Shape models: small networks, 16^3 voxels, 2 held-out shapes scored on 512 points, no ceilings.
 _SHAPES = [
     "data.categories=[chair,mug]",
     "data.shapes_per_category=5",
@@ -19,6 +19,9 @@ _SHAPES = [
     "data.n_points=512",
     "eval.max_shapes=2",
     "eval.n_points=512",
+    "eval.recon_points=512",
+    "eval.n_boot=50",
+    "eval.ceilings=false",
     "eval.mesh_resolution=24",
     "eval.save_images=false",
 ]
@@ -26,6 +29,8 @@ _SHAPES = [
 _VIEWS = [
     "data.image_size=24",
     "data.val_views=1",
+    "eval.recon_points=512",
+    "eval.n_boot=50",
     "eval.mesh_resolution=24",
     "eval.save_images=false",
 ]

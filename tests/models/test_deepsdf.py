@@ -442,7 +442,15 @@ def test_end_to_end_on_synthshapes_datamodule(tmp_path):
         enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu",
     )  # fmt: skip
     trainer.fit(model, dm)
-    cfg = EvalConfig(max_shapes=2, n_points=256, mesh_resolution=24, save_images=False)
+    cfg = EvalConfig(
+        max_shapes=2, n_points=256, recon_points=2000, mesh_resolution=24, n_boot=50,
+        save_images=False,
+    )  # fmt: skip
     metrics = evaluate(model, dm, cfg)
     for key in ["recon/chamfer_l2", "recon/fscore@0.01", "gen/mmd_cd", "gen/cov_cd"]:
         assert key in metrics and math.isfinite(metrics[key]), metrics
+        assert metrics[f"{key}_se"] >= 0, metrics
+    # The ceiling (the true SDF at the same grid) beats 30 steps of training by far.
+    assert metrics["ceil/fscore@0.01"] > 1.5 * metrics["recon/fscore@0.01"], metrics
+    assert metrics["ceil/chamfer_l2"] < 0.5 * metrics["recon/chamfer_l2"], metrics
+    assert metrics["gen/references"] == len(dm.items("test")), metrics

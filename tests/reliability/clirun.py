@@ -59,6 +59,8 @@ def tiny_base(run_dir: Path, *extra: str) -> list[str]:
         f"hydra.searchpath=[file://{REPO}/tests/conf]",
         "model=tiny_points",
         "eval.max_shapes=3",
+        "eval.recon_points=1024",
+        "eval.n_boot=50",
         "eval.mesh_resolution=32",
         "trainer.log_every_n_steps=1",
         f"hydra.run.dir={run_dir}",

@@ -16,7 +16,10 @@ from typing import Any
 # (key in a result's "metrics", column title, scale, format); None scale = as is.
 COLUMNS: list[tuple[str, str, float, str]] = [
     ("recon/chamfer_l2", "CD-L2 x1e3 ↓", 1e3, "{:.3f}"),
+    ("ceil/chamfer_l2", "CD-L2 ceiling x1e3", 1e3, "{:.3f}"),
     ("recon/fscore@0.01", "F@0.01 ↑", 1.0, "{:.3f}"),
+    ("ceil/fscore@0.01", "F ceiling", 1.0, "{:.3f}"),
+    ("frac/fscore@0.01", "F / ceiling", 1.0, "{:.2f}"),
     ("recon/normal_consistency", "NC ↑", 1.0, "{:.3f}"),
     ("recon/iou", "IoU ↑", 1.0, "{:.3f}"),
     ("gen/mmd_cd", "MMD-CD x1e3 ↓", 1e3, "{:.3f}"),
@@ -37,8 +40,20 @@ CONVENTIONS = [
     "Shapes are in ShapeNet v2 normalisation (bounding-box centre at the origin, bounding-box "
     "diagonal 1); no rescaling before any metric.",
     "CD-L2: Chamfer distance with squared Euclidean distances, the sum of the two directional "
-    "means (PointFlow / PyTorch3D convention), between 2048-point clouds; shown x1e3.",
-    "F@0.01: F-score at a Euclidean distance tau = 0.01 (strict <), 2048 points each side.",
+    "means (PointFlow / PyTorch3D convention), on 30,000 points a side for reconstructions "
+    "(DeepSDF's protocol; eval.recon_points) and 2048-point clouds for generation (PointFlow's; "
+    "eval.n_points); shown x1e3.",
+    "F@0.01: F-score at a Euclidean distance tau = 0.01 (strict <), 30,000 points each side.",
+    "a ± b: the mean and its bootstrap standard error (1000 resamples of the shapes; for "
+    "MMD / COV / 1-NNA a two-sample bootstrap of samples and references, every copy of a "
+    "cloud left out of its own 1-NN search). Differences within about two standard errors "
+    "are not evidence.",
+    "Ceiling: the held-out ground truth pushed through the model's own representation and "
+    "scored the same way (voxel_gan: the true voxels at its grid, meshed as it meshes; "
+    "deepsdf: the true SDF marching-cubed at its grid; mesh_gcn: its template, vertex count "
+    "and genus fitted to the true surface with its own loss; pointflow: an independent "
+    "sample of the true surface, i.e. the metric's sampling noise). 'F / ceiling' is the "
+    "score as a fraction of it.",
     "NC: normal consistency, mean |cos| between each point's normal and its nearest "
     "neighbour's normal, both directions averaged.",
     "IoU: voxel IoU at the data's voxel resolution (32^3), for models trained on voxels.",
@@ -63,10 +78,14 @@ CONVENTIONS = [
 ]
 
 
-def _cell(value: Any, scale: float, fmt: str) -> str:
+def _cell(value: Any, scale: float, fmt: str, se: Any = None) -> str:
+    """``value`` scaled and formatted, with ``± se`` where a standard error is known."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    return fmt.format(value * scale)
+    text = fmt.format(value * scale)
+    if isinstance(se, (int, float)) and math.isfinite(se):
+        text += " ± " + fmt.format(se * scale)
+    return text
 
 
 def flat(result: dict[str, Any]) -> dict[str, Any]:
@@ -89,7 +108,7 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
     for r in results:
         m = r.get("metrics", {})
         cells = [r["model"], str(r.get("kind", "")), str(r.get("recon_shapes", ""))]
-        cells += [_cell(m.get(key), scale, fmt) for key, _, scale, fmt in cols]
+        cells += [_cell(m.get(key), scale, fmt, m.get(f"{key}_se")) for key, _, scale, fmt in cols]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -230,7 +249,7 @@ def _html_table(results: list[dict[str, Any]]) -> str:
     for r in results:
         m = r.get("metrics", {})
         cells = [r["model"], str(r.get("kind", "")), str(r.get("recon_shapes", ""))]
-        cells += [_cell(m.get(key), scale, fmt) for key, _, scale, fmt in cols]
+        cells += [_cell(m.get(key), scale, fmt, m.get(f"{key}_se")) for key, _, scale, fmt in cols]
         rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 

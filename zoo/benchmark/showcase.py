@@ -5,8 +5,10 @@ from their own input form; radiance models are fitted to its multi-view renders 
 the shape itself). Every model's output is then rendered by the same held-out cameras:
 - radiance models natively, compared with the ground-truth colour renders of those views;
 - the other models through the shared mesh ray caster (``zoo.ops.raycast.render_mesh``) with
-  untextured grey shading, compared with the ground-truth mesh rendered the same way (shape
-  models predict no colour, so comparing them with colour renders would score the palette).
+  untextured grey shading (point models, ``kind == "points"``, as shaded discs of their
+  points, ``zoo.ops.point_render``, with the same shading: not through a mesher's surface),
+  compared with the ground-truth mesh rendered the same way (shape models predict no colour,
+  so comparing them with colour renders would score the palette).
 The silhouette IoU (rendered opacity > 0.5 against the ground-truth mask) is the one image
 score with the same meaning for both groups.
 """
@@ -99,6 +101,7 @@ def score(
     view: ``"mesh"`` (trimesh, possibly empty) and ``"points"`` ((N, 3) tensor or None)."""
     from zoo.data.render_cache import Y_UP_TO_Z_UP, y_up_to_z_up
     from zoo.metrics import chamfer_distance, f_score, psnr, ssim
+    from zoo.ops.point_render import render_points
     from zoo.ops.raycast import render_mesh
     from zoo.ops.surface import sample_surface
 
@@ -147,7 +150,12 @@ def score(
         if points is not None:
             turn = torch.eye(3) if model.per_scene else torch.tensor(Y_UP_TO_Z_UP).float()
             geometry["points"] = points @ turn.T
-    if pred is None:  # shape models: ray-cast their mesh in the scene frame
+    if pred is None and model.kind == "points" and points is not None:
+        # point models: their points as shaded discs, not the mesher's guess of a surface
+        turn = torch.tensor(Y_UP_TO_Z_UP).float()
+        maps = render_points(points @ turn.T, cams)
+        pred, pred_mask = maps["rgb"], maps["mask"]
+    if pred is None:  # other shape models: ray-cast their mesh in the scene frame
         if len(mesh.faces) > 0:
             maps = render_mesh(grey(y_up_to_z_up(mesh)), cams)
             pred, pred_mask = maps["rgb"].clamp(0, 1).cpu(), maps["mask"].bool().cpu()

@@ -37,6 +37,7 @@ def generative_metrics(
     distance: Distance = "chamfer",
     *,
     backend: PairBackend = "auto",
+    matrices: tuple[Tensor, Tensor, Tensor] | None = None,
 ) -> dict[str, float]:
     """MMD, COV and 1-NNA of generated ``samples`` against ``references`` (module docstring).
 
@@ -47,6 +48,8 @@ def generative_metrics(
             of CPU per 2048-point pair, hours for 100 x 100 on 2 cores: keep S, R small there;
             Chamfer: ~30 s for 100 x 100 x 2048 on 2 idle cores).
         backend: Chamfer matrix backend of ``zoo.metrics.pairwise.pairwise_distances``.
+        matrices: the distance matrices ``(d_ss, d_sr, d_rr)`` when the caller has them already
+            (e.g. to bootstrap them afterwards); ``distance`` and ``backend`` are then unused.
     Returns:
         ``{"mmd": float, "cov": float, "1nna": float}`` (COV and 1-NNA in [0, 1]).
     """
@@ -56,9 +59,12 @@ def generative_metrics(
         raise ValueError(f"samples on {samples.device} but references on {references.device}")
     if distance not in ("chamfer", "emd"):
         raise ValueError(f"distance must be 'chamfer' or 'emd', got {distance!r}")
-    d_sr = pairwise_distances(samples, references, distance, backend=backend)  # (S, R)
-    d_ss = pairwise_distances(samples, None, distance, backend=backend)  # (S, S)
-    d_rr = pairwise_distances(references, None, distance, backend=backend)  # (R, R)
+    if matrices is not None:
+        d_ss, d_sr, d_rr = matrices
+    else:
+        d_sr = pairwise_distances(samples, references, distance, backend=backend)  # (S, R)
+        d_ss = pairwise_distances(samples, None, distance, backend=backend)  # (S, S)
+        d_rr = pairwise_distances(references, None, distance, backend=backend)  # (R, R)
     mmd, cov = mmd_cov(d_sr)
     return {"mmd": mmd, "cov": cov, "1nna": one_nn_accuracy(d_ss, d_sr, d_rr)}
 

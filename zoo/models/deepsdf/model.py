@@ -284,6 +284,29 @@ class DeepSDF(ZooModel):
         order = grid.abs().cpu().argsort()
         return pts[order[: min(n, len(order))]][torch.arange(n) % min(n, len(order))]
 
+    def ceiling(
+        self, target: ShapeTarget, n: int, resolution: int
+    ) -> tuple[trimesh.Trimesh, Tensor]:
+        """The true SDF of ``target.mesh`` on this model's marching-cubes grids, extracted like a
+        decoded one: ``to_mesh`` at ``resolution`` and the points of ``to_points`` on the
+        ``points_resolution`` mesh (the limit of any decoder read out at these grids)."""
+        from zoo.ops.marching_cubes import grid_points, marching_cubes
+        from zoo.ops.mesh_queries import signed_distance
+        from zoo.ops.surface import sample_surface
+
+        target.require("mesh", model=self.name)
+
+        def level_set(r: int) -> trimesh.Trimesh:
+            pts = grid_points(r, self.bbox_min, self.bbox_max)  # (r^3, 3)
+            grid = signed_distance(target.mesh, pts).reshape(r, r, r)
+            return marching_cubes(grid, 0.0, self.bbox_min, self.bbox_max, inside="below")
+
+        mesh = level_set(int(resolution))
+        surface = (
+            mesh if self.points_resolution == resolution else level_set(self.points_resolution)
+        )
+        return mesh, sample_surface(surface, n, seed=0)[0]
+
     def _check_latent(self, latent: Tensor) -> Tensor:
         z = torch.as_tensor(latent, dtype=torch.float32)
         if z.ndim == 2 and z.shape[0] == 1:

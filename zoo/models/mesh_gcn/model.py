@@ -348,6 +348,25 @@ class MeshGCN(ZooModel):
         self.train(was_training)
         return shape
 
+    def ceiling(
+        self, target: ShapeTarget, n: int, resolution: int
+    ) -> tuple[trimesh.Trimesh, Tensor]:
+        """This model's template fitted directly to the target's surface with its own loss
+        (:mod:`zoo.models.mesh_gcn.ceiling`); ``resolution`` is unused (the mesh is native)."""
+        from zoo.models.mesh_gcn.ceiling import FIT_POINTS, fit_template
+        from zoo.ops.surface import sample_surface
+
+        if target.mesh is not None:
+            pts, normals = sample_surface(target.mesh, FIT_POINTS, seed=3)
+        else:
+            target.require("points", model=self.name)
+            pts, normals = target.points.float().cpu(), target.normals
+        dev = self.template.vertices.device
+        nrm = normals.to(dev) if normals is not None else None
+        with torch.enable_grad():
+            mesh = fit_template(self.template, pts.to(dev), nrm, self.weights)
+        return mesh, sample_surface(mesh, n, seed=0)[0]
+
     def to_mesh(self, shape: MeshGCNShape, resolution: int = 128) -> trimesh.Trimesh:
         """The deformed template itself (``resolution`` is unused: the mesh is native)."""
         return trimesh.Trimesh(

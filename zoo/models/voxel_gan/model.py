@@ -319,6 +319,21 @@ class VoxelGAN(ZooModel):
         g = torch.Generator().manual_seed(0 if seed is None else int(seed))
         return centres[top[torch.randint(k, (n,), generator=g)]]
 
+    def ceiling(
+        self, target: ShapeTarget, n: int, resolution: int
+    ) -> tuple[trimesh.Trimesh, Tensor]:
+        """The ground truth at this model's grid: the target's voxels (resampled to
+        ``self.resolution`` when the data's grid differs) or its mesh voxelised in the voxel box,
+        meshed and sampled exactly as a generated grid is (``resolution`` is unused)."""
+        from zoo.ops.voxelize import voxelize
+
+        if target.voxels is not None:
+            grid = resize_voxels(target.voxels.float(), self.resolution).cpu()
+        else:
+            target.require("mesh", model=self.name)
+            grid = voxelize(target.mesh, self.resolution, *self.voxel_bbox).float()
+        return self.to_mesh(grid), self.to_points(grid, n)
+
     def _check_shape(self, shape: Tensor) -> Tensor:
         if not isinstance(shape, Tensor) or shape.ndim != 3:
             got = tuple(shape.shape) if isinstance(shape, Tensor) else type(shape).__name__
