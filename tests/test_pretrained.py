@@ -169,6 +169,7 @@ def test_eval_cli_scores_a_pretrained_entry(tmp_path):
             "zoo.eval",
             f"pretrained={name}",
             "eval.max_shapes=4",
+            "eval.ceilings=false",
             f"out={out}",
             f"hydra.run.dir={tmp_path}/e",
         ],
