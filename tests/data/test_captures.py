@@ -74,6 +74,13 @@ def test_nerfstudio_transforms_json(truth, tmp_path):
     depth = dm.capture.depth.numpy()
     assert np.abs(depth - truth.depth).max() <= 0.5e-3 + 1e-6
     assert info["dataset"] == "nerfstudio" and info["has_depth"]
+    # nerfstudio's explicit split: test_filenames names the held-out frames.
+    meta = json.loads(path.read_text())
+    meta["test_filenames"] = ["images/frame_00003.png", "images/frame_00005.png"]
+    path.write_text(json.dumps(meta))
+    split = NerfstudioDataModule(path).scene.splits
+    assert len(split["test"].cameras) == 2 and len(split["train"].cameras) == 6
+    assert torch.equal(split["test"].images[1], torch.from_numpy(_all_views(dm)[0][5]))
 
 
 @pytest.mark.parametrize("binary", [True, False], ids=["bin", "txt"])

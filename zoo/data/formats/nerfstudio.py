@@ -11,9 +11,11 @@ writes::
                  "depth_file_path": "depth/frame_00001.png",   # optional
                  "mask_path": "masks/frame_00001.png"}],       # optional
      "ply_file_path": "sparse_pc.ply",           # optional sparse points (3DGS init)
+     "test_filenames": ["images/frame_00090.png"],  # optional held-out frames
      "applied_transform": [[...3x4...]]}          # optional: what was applied to the poses
 
-Per-frame values override the top-level ones. Depth files are 16-bit PNGs scaled by
+Per-frame values override the top-level ones. ``test_filenames`` (nerfstudio's explicit split)
+names the held-out frames by ``file_path``. Depth files are 16-bit PNGs scaled by
 ``depth_unit_scale_factor`` (nerfstudio's default 1e-3: millimetres) or float ``.npy``
 metres. Fisheye and equirectangular cameras are refused.
 """
@@ -176,11 +178,22 @@ def load_nerfstudio(
     points = colors = None
     if isinstance(meta.get("ply_file_path"), str):
         points, colors = read_point_ply(root / meta["ply_file_path"], "ply_file_path")
+    test = None
+    if "test_filenames" in meta:
+        wanted = meta["test_filenames"]
+        if not isinstance(wanted, list) or not all(isinstance(f, str) for f in wanted):
+            raise DataError(path, "test_filenames", "expected a list of file paths")
+        known = {str(Path(f["file_path"])): i for i, f in enumerate(frames)}
+        missing = [f for f in wanted if str(Path(f)) not in known]
+        if missing:
+            raise DataError(path, "test_filenames", f"not a frame's file_path: {missing[0]!r}")
+        test = sorted(known[str(Path(f))] for f in wanted)
     return Capture(
         images=images,
         cameras=cameras,
         names=[str(p) for p in paths],
         pose_source=(str(path), "transform_matrix"),
+        test_indices=test,
         points=points,
         colors=colors,
         depth=depth,
