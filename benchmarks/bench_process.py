@@ -192,7 +192,8 @@ def main() -> None:
     if args.reuse:
         from zoo.sfm import ProcessResult
 
-        reg = [Path(f["file_path"]).name for f in json.loads((work / "scene" / "transforms.json").read_text())["frames"]]
+        frames = json.loads((work / "scene" / "transforms.json").read_text())["frames"]
+        reg = [Path(f["file_path"]).name for f in frames]
         result = ProcessResult(work / "scene", reg, sorted(set(true) - set(reg)), -1, {})
     else:
         result = process(
@@ -205,7 +206,8 @@ def main() -> None:
     meta = json.loads((work / "scene" / "transforms.json").read_text())
     est = {Path(f["file_path"]).name: np.array(f["transform_matrix"]) for f in meta["frames"]}
     errors = pose_errors(est, true)
-    print(f"\nregistered {len(result.registered)} of {len(true)} photos at {800 // args.downscale} px")
+    size = 800 // args.downscale
+    print(f"\nregistered {len(result.registered)} of {len(true)} photos at {size} px")
     if result.unregistered:
         print(f"not registered: {', '.join(result.unregistered)}")
     print(f"{'':24} {'median':>8} {'max':>8}")
