@@ -155,28 +155,40 @@ def test_scannet_export(tmp_path):
     assert np.abs(dm.capture.depth.numpy() - truth.depth).max() <= 0.5e-3 + 1e-6
 
 
-def test_tiny_ngp_learns_a_colmap_capture(truth, tmp_path):
-    """A few ngp steps on the loaded capture fit its training views (the loader's cameras,
-    bounds and images agree with each other)."""
+def _tiny_ngp():
     from zoo.models.ngp import HashField, InstantNGP, OccupancyGrid
     from zoo.nn.encodings import HashEncoding
 
-    write_colmap(truth, tmp_path)
-    dm = ColmapDataModule(tmp_path)
     enc = HashEncoding(
         num_levels=4, features_per_level=2, log2_table_size=10, base_resolution=4, max_resolution=32
     )
-    model = InstantNGP(
+    return InstantNGP(
         HashField(enc, hidden_dim=16),
         OccupancyGrid(resolution=16, update_every=4, warmup_steps=16),
         steps_per_diagonal=64,
         optimizer=lambda p: torch.optim.Adam(p, lr=1e-2, betas=(0.9, 0.99), eps=1e-15),
     )
+
+
+@pytest.mark.parametrize("layout", ["colmap", "llff_ndc"])
+def test_tiny_ngp_learns_a_capture(truth, tmp_path, layout):
+    """A few ngp steps on the loaded capture fit its training views (the loader's cameras,
+    bounds and images agree with each other; for LLFF through NDC rays)."""
+    if layout == "colmap":
+        write_colmap(truth, tmp_path)
+        dm = ColmapDataModule(tmp_path)
+    else:
+        write_llff(truth_scene(forward=True), tmp_path)
+        dm = LLFFDataModule(tmp_path, factor=1)
+    model = _tiny_ngp()
     model.configure_from_data(dm.info())
+    assert (model.ndc is not None) == (layout == "llff_ndc")
     train = dm.scene.splits["train"]
     torch.manual_seed(0)
     history = model.fit_views(train.cameras, train.images, steps=60, rays_per_batch=256)
     assert np.mean(history[-10:]) > np.mean(history[:5]) + 3.0
+    rgb = model.render_maps(model, train.cameras[:1])["rgb"]
+    assert torch.isfinite(rgb).all()
 
 
 # ---- bad input ----------------------------------------------------------------------------
