@@ -61,3 +61,43 @@ def test_contraction_properties():
     assert torch.allclose(inverse_contract(y), x, atol=1e-8)
     # nerfacto's L-infinity version fits the cube of half-size 2.
     assert (contract(x, order=float("inf")).abs().amax(-1) < 2).all()
+
+
+class _SkyField(torch.nn.Module):
+    """Density 50 where the (contracted) point lies beyond radius 1.96, i.e. a world shell
+    starting at |x| = 1 / (2 - 1.96) = 25; white there."""
+
+    def density(self, x: torch.Tensor) -> torch.Tensor:
+        return 50.0 * (x.norm(dim=-1) > 1.96).float()
+
+    def forward(self, x: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.density(x), torch.ones_like(x)
+
+
+def test_nerf_with_contraction_reaches_far_geometry():
+    """With data ray_space=contract, nerf's sampler
+    (half uniform to 1, half linear in disparity to far = 1000) finds a shell at distance 25 (and
+    nothing when far = 20); a
+    model that cannot contract refuses the data."""
+    import pytest
+
+    from zoo.models.nerf import NeRF
+
+    info = {"form": "views", "near": 0.05, "far": 1000.0, "background": [0.0, 0.0, 0.0],
+            "bbox_min": [-2.0] * 3, "bbox_max": [2.0] * 3, "ray_space": "contract"}  # fmt: skip
+    model = NeRF(_SkyField(), num_samples=128)
+    model.configure_from_data(info)
+    d = torch.nn.functional.normalize(
+        torch.randn(16, 3, generator=torch.Generator().manual_seed(0)), dim=-1
+    )
+    out = model.render_ray_batch(torch.zeros(16, 3), d)
+    assert (out["opacity"] > 0.99).all()
+    # The first sample inside the shell (coarse out there: 64 samples share [1, 1000]).
+    assert ((out["depth"] > 25.0) & (out["depth"] < 60.0)).all()
+    short = NeRF(_SkyField(), num_samples=128)  # the same sampler stopping short of it
+    short.configure_from_data({**info, "far": 20.0})
+    assert (short.render_ray_batch(torch.zeros(16, 3), d)["opacity"] < 1e-6).all()
+    from zoo.ops.occupancy import OccupancyGrid
+
+    with pytest.raises(ValueError, match="does not support scene contraction"):
+        NeRF(_SkyField(), occupancy=OccupancyGrid(resolution=8)).configure_from_data(info)

@@ -18,6 +18,9 @@ What they share (:class:`CaptureDataModule`):
 - LLFF with ``ndc=true`` (NeRF's setting for forward-facing scenes): rays are mapped to NDC by
   the radiance models (``info()["ray_space"] == "ndc"``, :func:`zoo.ops.scene_space.ndc_rays`);
   the box is [-1, 1]^3 and near / far are 0 / 1 in NDC ray units.
+- Unbounded captures with ``contract=true``: mip-NeRF 360's contraction
+  (:func:`zoo.ops.scene_space.contract`), samples linear in disparity out to ``far``
+  (``model=nerf model.occupancy=null``; the other models refuse it with one error).
 - Sparse points from a file (COLMAP ``points3D``, a transforms.json's ``ply_file_path``) are
   named in ``info()["init_points"]``; the Gaussian model starts from them.
 """
@@ -50,6 +53,9 @@ class CaptureDataModule(ViewsDataModule, abc.ABC):
         normalize: re-orient and re-scale the poses (formats without their own frame).
         near, far, bbox_min, bbox_max: override the automatic bounds.
         bbox_padding: relative padding of the box around the sparse points.
+        contract: an unbounded scene: models sample rays to ``far`` (default 1000) and see
+            space through mip-NeRF 360's contraction (``info()["ray_space"] == "contract"``;
+            the box is the contracted ball's [-2, 2]^3; ``model=nerf model.occupancy=null``).
         **kwargs: see :class:`~zoo.data.views.ViewsDataModule`.
     """
 
@@ -64,6 +70,7 @@ class CaptureDataModule(ViewsDataModule, abc.ABC):
         bbox_min: Any = None,
         bbox_max: Any = None,
         bbox_padding: float = 0.1,
+        contract: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -79,6 +86,7 @@ class CaptureDataModule(ViewsDataModule, abc.ABC):
         self.far_override = far
         self.bbox_override = (bbox_min, bbox_max)
         self.bbox_padding = float(bbox_padding)
+        self.contract = bool(contract)
         self.capture: Capture | None = None
         self.transform = np.eye(4)[:3]
         self.scale = 1.0
@@ -132,6 +140,10 @@ class CaptureDataModule(ViewsDataModule, abc.ABC):
         """(bbox_min, bbox_max, near, far) from the overrides, the capture or the defaults."""
         if self.ndc:
             return (-1.0, -1.0, -1.0), (1.0, 1.0, 1.0), 0.0, 1.0
+        if self.contract:  # all of space, contracted into the radius-2 ball
+            near = self.near_override if self.near_override is not None else 0.05
+            far = self.far_override if self.far_override is not None else 1000.0
+            return (-2.0, -2.0, -2.0), (2.0, 2.0, 2.0), float(near), float(far)
         lo_o, hi_o = self.bbox_override
         if lo_o is not None and hi_o is not None:
             lo, hi = np.asarray(lo_o, dtype=float), np.asarray(hi_o, dtype=float)
@@ -163,6 +175,8 @@ class CaptureDataModule(ViewsDataModule, abc.ABC):
             "scale": self.scale,
         }
         out["source"] = str(self.root)
+        if self.contract:
+            out["ray_space"] = "contract"
         if self.ndc:
             train = self.scene.splits["train"].cameras
             out["ray_space"] = "ndc"

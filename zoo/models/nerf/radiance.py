@@ -92,6 +92,7 @@ class RadianceFieldModel(ZooModel):
         self.background = [1.0, 1.0, 1.0]
         self.bbox_min, self.bbox_max = [-1.5] * 3, [1.5] * 3
         self.ndc: dict[str, float] | None = None  # NDC parameters for forward-facing scenes
+        self.contracted = False  # unbounded scene: fields see mip-NeRF 360's contracted points
 
     # ---- data ---------------------------------------------------------------------------
     def configure_from_data(self, info: dict[str, Any]) -> None:
@@ -121,10 +122,21 @@ class RadianceFieldModel(ZooModel):
         self.near, self.far, self.background = near, far, bg
         self.bbox_min, self.bbox_max = lo, hi
         space = info.get("ray_space", "euclidean")
-        if space not in ("euclidean", "ndc"):
+        if space not in ("euclidean", "ndc", "contract"):
             raise ValueError(f"{self.name}: unknown ray_space {space!r}")
+        if space == "contract" and not self.supports_contraction:
+            raise ValueError(
+                f"{self.name} does not support scene contraction (data ray_space=contract) yet; "
+                "use model=nerf model.occupancy=null or give the data a bounding box"
+            )
         self.ndc = dict(info["ndc"]) if space == "ndc" else None
+        self.contracted = space == "contract"
         self.on_scene_configured()
+
+    @property
+    def supports_contraction(self) -> bool:
+        """Whether this model samples unbounded rays (``ray_space == "contract"``)."""
+        return False
 
     def to_ray_space(self, origins: Tensor, directions: Tensor) -> tuple[Tensor, Tensor]:
         """World rays -> the rays the field is marched along: NeRF's NDC rays for a
