@@ -194,7 +194,15 @@ def main() -> None:
 
         frames = json.loads((work / "scene" / "transforms.json").read_text())["frames"]
         reg = [Path(f["file_path"]).name for f in frames]
-        result = ProcessResult(work / "scene", reg, sorted(set(true) - set(reg)), -1, {})
+        rec_path = work / "scene" / "process.json"
+        rec = json.loads(rec_path.read_text()) if rec_path.is_file() else {}
+        result = ProcessResult(
+            work / "scene",
+            reg,
+            sorted(set(true) - set(reg)),
+            rec.get("num_points", -1),
+            rec.get("times_s", {}),
+        )
     else:
         result = process(
             photos,

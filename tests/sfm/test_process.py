@@ -57,6 +57,11 @@ def test_process_registers_lego_views_and_writes_a_loadable_scene(tmp_path):
     result = process(src, out, camera_model="SIMPLE_PINHOLE", downscale=2, progress=False)
     assert result.unregistered == [] and len(result.registered) == len(VIEWS)
     assert result.summary["matcher"] == "exhaustive" and result.num_points > 100
+    record = json.loads((out / "process.json").read_text())
+    assert record["registered"] == len(VIEWS) and set(record["times_s"]) >= {
+        "features_s",
+        "total_s",
+    }
 
     meta = json.loads((out / "transforms.json").read_text())
     est = np.stack([np.array(f["transform_matrix"]) for f in meta["frames"]])

@@ -5,18 +5,20 @@ register) before writing anything, saves the images into ``<out>/images``, runs 
 motion with pycolmap (:mod:`.colmap_run`), writes the largest reconstruction as a COLMAP model
 (``<out>/sparse/0``, so ``data=colmap`` reads the folder too) and as nerfstudio's
 ``<out>/transforms.json`` + ``<out>/sparse_points.ply`` (:mod:`.export`; ``data=nerfstudio``),
-and names the images that did not register.
+names the images that did not register, and records counts and stage times in
+``<out>/process.json``.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo.data.io import DataError
+from zoo.data.io import DataError, atomic_write_text
 from zoo.sfm.inputs import is_video, list_inputs, read_inputs, video_frames, write_images
 
 
@@ -118,7 +120,7 @@ def process(
     rec.write(str(sparse0))
     summary = export_transforms(sparse0, out)
     times["total_s"] = time.perf_counter() - t_start
-    return ProcessResult(
+    result = ProcessResult(
         out=out,
         registered=registered,
         unregistered=unregistered,
@@ -126,6 +128,18 @@ def process(
         times=times,
         summary={"matcher": matcher, **summary},
     )
+    record = {
+        "images": str(src),
+        "registered": len(registered),
+        "unregistered": unregistered,
+        "num_points": result.num_points,
+        "matcher": matcher,
+        "camera_model": camera_model,
+        "downscale": int(downscale),
+        "times_s": {k: round(v, 2) for k, v in times.items()},
+    }
+    atomic_write_text(out / "process.json", json.dumps(record, indent=2) + "\n")
+    return result
 
 
 __all__ = ["ProcessResult", "RegistrationError", "process"]
