@@ -33,6 +33,7 @@ def run_process(cfg: DictConfig) -> None:
             background=parse_background(cfg.background),
             num_threads=int(cfg.num_threads),
             overwrite=bool(cfg.overwrite),
+            high_quality=bool(cfg.high_quality),
         )
     except (DataError, RegistrationError, ImportError, ValueError) as e:
         fail(str(e))

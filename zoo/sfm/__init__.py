@@ -48,6 +48,7 @@ def process(
     background: tuple[float, float, float] = (1.0, 1.0, 1.0),
     num_threads: int = -1,
     overwrite: bool = False,
+    high_quality: bool = False,
     progress: bool = True,
 ) -> ProcessResult:
     """Register ``images`` (a folder or a video) and write the scene into ``out``.
@@ -62,6 +63,7 @@ def process(
         min_registered: fewest registered images allowed, as a fraction of the input (>= 3).
         background: what alpha is composited on (RGBA photos, e.g. renders).
         overwrite: replace an existing ``out/transforms.json`` (refused otherwise).
+        high_quality: DSP-SIFT with affine shapes and guided matching (slower).
     Raises:
         DataError: bad input (nothing written); RegistrationError: too few registered.
     """
@@ -101,6 +103,7 @@ def process(
         matcher=matcher,
         camera_model=camera_model,
         num_threads=num_threads,
+        high_quality=high_quality,
         progress=progress,
     )
     times.update(sfm_times)
@@ -136,6 +139,7 @@ def process(
         "matcher": matcher,
         "camera_model": camera_model,
         "downscale": int(downscale),
+        "high_quality": bool(high_quality),
         "times_s": {k: round(v, 2) for k, v in times.items()},
     }
     atomic_write_text(out / "process.json", json.dumps(record, indent=2) + "\n")

@@ -51,10 +51,12 @@ def run_sfm(
     overlap: int = 10,
     chunks: int = 20,
     seed: int = 0,
+    high_quality: bool = False,
     progress: bool = True,
 ) -> tuple[Any, dict[str, float]]:
     """Features, matching and mapping of ``names`` in ``image_dir``; COLMAP's files go to
-    ``work_dir`` (``database.db``, ``sparse/<i>``).
+    ``work_dir`` (``database.db``, ``sparse/<i>``). ``high_quality``: DSP-SIFT with affine
+    shapes and guided matching (COLMAP's slower, more accurate settings).
 
     Returns:
         the largest pycolmap Reconstruction (or None when nothing registered) and the wall
@@ -77,6 +79,9 @@ def run_sfm(
     extraction.num_threads = num_threads
     extraction.max_image_size = max_image_size
     extraction.use_gpu = False
+    if high_quality:
+        extraction.sift.estimate_affine_shape = True
+        extraction.sift.domain_size_pooling = True
     t0 = time.perf_counter()
     with tqdm(total=n, desc="features", unit="img", disable=not progress) as bar:
         for batch in _chunks(names, chunks):
@@ -105,6 +110,7 @@ def run_sfm(
     matching = pycolmap.FeatureMatchingOptions()
     matching.num_threads = num_threads
     matching.use_gpu = False
+    matching.guided_matching = bool(high_quality)
     pairing = pycolmap.ImportedPairingOptions()
     pairing.match_list_path = str(work_dir / "pairs.txt")
     t0 = time.perf_counter()
