@@ -123,3 +123,23 @@ def test_process_bad_input_names_file_and_field_writes_nothing(tmp_path, case):
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
         assert len(lines) == 1 and lines[0].startswith(f"error: {src / '2.png'}: field 'images'")
         assert words in lines[0] and "Traceback" not in proc.stderr and not out.exists()
+
+
+@pytest.mark.skipif(not LEGO.is_dir(), reason=f"shared real data absent: {LEGO}")
+def test_process_video_uses_sequential_matching(tmp_path):
+    """A video (the six views as H.264 frames at 400 px) is split into frames, matched
+    sequentially and registered."""
+    pytest.importorskip("imageio_ffmpeg")
+    from zoo.data.formats.blender import read_image
+    from zoo.sfm import process
+
+    frames = []
+    for i in VIEWS:
+        x = read_image(LEGO / "train" / f"r_{i}.png")
+        rgb = (x[..., :3] * x[..., 3:] + 1 - x[..., 3:]).reshape(400, 2, 400, 2, 3).mean((1, 3))
+        frames.append((rgb * 255).round().astype(np.uint8))
+    video = tmp_path / "walk.mp4"
+    iio.imwrite(video, np.stack(frames), fps=2)
+    result = process(video, tmp_path / "scene", camera_model="SIMPLE_PINHOLE", progress=False)
+    assert result.summary["matcher"] == "sequential"
+    assert result.registered == [f"frame_{i:05d}.png" for i in range(1, 7)]
