@@ -124,6 +124,14 @@ def test_llff_poses_bounds(tmp_path):
     assert info["ray_space"] == "ndc" and info["near"] == 0.0 and info["far"] == 1.0
     assert info["ndc"]["focal"] == pytest.approx(t.fx[0])
     assert dm.scene.splits["test"].cameras.c2w.shape[0] == 1  # llffhold = 8 of 8 views
+    # Splatting models get world space: no NDC, the box of the frusta between the bounds,
+    # which holds the (scaled, recentred) box object.
+    info = LLFFDataModule(tmp_path, factor=1, form="images").info()
+    assert "ray_space" not in info and info["near"] == pytest.approx(2.0 / 1.5 * 0.9)
+    corners = t.mesh.bounds.T[:, [0, 1]]  # (3, 2)
+    box = np.stack(np.meshgrid(*corners, indexing="ij"), -1).reshape(-1, 3) / 1.5
+    box = (np.linalg.inv(average_pose(c2w)) @ np.c_[box, np.ones(8)].T).T[:, :3]
+    assert (box > np.array(info["bbox_min"])).all() and (box < np.array(info["bbox_max"])).all()
 
 
 def test_dtu_cameras_sphere(truth, tmp_path):

@@ -13,7 +13,8 @@ What they share (:class:`CaptureDataModule`):
 - Splits: the format's test views (LLFF: every 8th), else every ``holdout_every``-th view
   (LLFF's and mip-NeRF 360's convention, 8) is held out; val = test.
 - Bounds: ``bbox_min`` / ``bbox_max`` / ``near`` / ``far`` when given; else the box of the
-  sparse points (2nd-98th percentiles, padded by ``bbox_padding``) or the unit box
+  sparse points (2nd-98th percentiles, padded by ``bbox_padding``), the box of the camera
+  frusta between the format's near / far bounds (LLFF for splatting), or the unit box
   [-1, 1]^3 of the normalised frame, ``near = 0.05`` and ``far`` the farthest box corner.
 - LLFF with ``ndc=true`` (NeRF's setting for forward-facing scenes): rays are mapped to NDC by
   the radiance models (``info()["ray_space"] == "ndc"``, :func:`zoo.ops.scene_space.ndc_rays`);
@@ -151,6 +152,8 @@ class CaptureDataModule(ViewsDataModule, abc.ABC):
             lo, hi = np.percentile(self.points, [2, 98], axis=0)
             pad = self.bbox_padding * (hi - lo).max()
             lo, hi = lo - pad, hi + pad
+        elif cap.forward_facing and cap.near is not None and cap.far is not None:  # frusta box
+            lo, hi = _frusta_box(cams, cap.near, cap.far)
         else:
             lo, hi = -np.ones(3), np.ones(3)
         centres = cams.centers.double().numpy()
@@ -195,6 +198,21 @@ class CaptureDataModule(ViewsDataModule, abc.ABC):
     def pose_source(self) -> tuple[str, str]:
         _ = self.scene
         return self.capture.pose_source if self.capture else (str(self.root), "poses")
+
+
+def _frusta_box(cams: Any, near: float, far: float) -> tuple[np.ndarray, np.ndarray]:
+    """Axis-aligned box of every camera's view frustum between z-depths ``near`` and ``far``."""
+    w, h = cams.width, cams.height
+    corners = []
+    for u, v in ((0, 0), (w, 0), (0, h), (w, h)):
+        x = (u - cams.cx) / cams.fx
+        y = -(v - cams.cy) / cams.fy
+        d = torch.stack([x, y, -torch.ones_like(x)], -1).double()  # (B, 3) camera frame
+        d = (cams.c2w[:, :3, :3].double() @ d[..., None])[..., 0]
+        for z in (near, far):
+            corners.append(cams.c2w[:, :3, 3].double() + z * d)
+    pts = torch.cat(corners).numpy()
+    return pts.min(0), pts.max(0)
 
 
 class NerfstudioDataModule(CaptureDataModule):
@@ -269,7 +287,9 @@ class LLFFDataModule(CaptureDataModule):
 
     @property
     def ndc(self) -> bool:
-        return self.use_ndc
+        """NDC rays for ray-marching models; splatting models (``form="images"``) render in
+        world space (their box is then the camera frusta's between the LLFF bounds)."""
+        return self.use_ndc and self.form == "views"
 
     def _load_capture(self) -> Capture:
         from zoo.data.formats.llff import load_llff
