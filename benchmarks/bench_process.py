@@ -22,7 +22,11 @@ poses thrown away. Steps:
 Prints the tables and writes ``benchmarks/results/process.json`` (``--out``).
 
     python benchmarks/bench_process.py                      # ~2 min SfM + 2 x train-seconds
-    python benchmarks/bench_process.py --train-seconds 300 --downscale 1
+    python benchmarks/bench_process.py --downscale 1 --no-train   # poses at 800 px
+    python benchmarks/bench_process.py --work DIR --reuse --train-steps 1000   # equal steps
+
+``--train-steps`` trains both runs for a number of steps instead of seconds (separates the
+pose error from load differences on a shared machine).
 
 Timings depend on what else runs on the machine: record the load beside them.
 """
@@ -145,7 +149,7 @@ def train_ngp(transforms: Path, args: argparse.Namespace, box: list[float]) -> d
     opt = opt_cfg["optimizer"] if isinstance(opt_cfg, dict) else opt_cfg
     model.train()
     train_s, step = 0.0, 0
-    while train_s < args.train_seconds:
+    while (step < args.train_steps) if args.train_steps else (train_s < args.train_seconds):
         t0 = time.perf_counter()
         loss, _ = model._train_on_batch(ds[step], step)
         opt.zero_grad(set_to_none=True)
@@ -197,6 +201,7 @@ def main() -> None:
     ap.add_argument("--camera-model", default="SIMPLE_PINHOLE")
     ap.add_argument("--train-downscale", type=int, default=4, help="of the processed images")
     ap.add_argument("--train-seconds", type=float, default=120.0)
+    ap.add_argument("--train-steps", type=int, default=0, help="train steps instead of seconds")
     ap.add_argument("--work", type=Path, default=None, help="output folder (default: temp)")
     ap.add_argument("--reuse", action="store_true", help="reuse --work's scene (no new SfM)")
     ap.add_argument("--no-train", action="store_true", help="pose errors only (no ngp runs)")
@@ -276,6 +281,7 @@ def main() -> None:
         },
         "command": "python benchmarks/bench_process.py "
         f"--downscale {args.downscale} --train-seconds {args.train_seconds:g}"
+        + (f" --train-steps {args.train_steps}" if args.train_steps else "")
         + (" --high-quality" if args.high_quality else ""),
     }
     if args.no_train:
@@ -300,7 +306,8 @@ def main() -> None:
     box = [half, half, half]
     runs = {}
     for label, path in (("recovered", recovered), ("true", truth_json)):
-        print(f"\nngp on {label} poses, {args.train_seconds:.0f} s of training ...", flush=True)
+        budget = f"{args.train_steps} steps" if args.train_steps else f"{args.train_seconds:.0f} s"
+        print(f"\nngp on {label} poses, {budget} of training ...", flush=True)
         runs[label] = train_ngp(path, args, box)
         r = runs[label]
         print(f"  {r['steps']} steps, held-out PSNR {r['heldout_psnr']:.2f} dB")
