@@ -194,8 +194,10 @@ class NeRF(RadianceFieldModel):
             u = stratified_samples(
                 0.0, 1.0, self.num_samples, n_rays=n, perturb=perturb, device=origins.device
             )  # (R, S) in [0, 1]
-            inner = self.near + (1.0 - self.near) * 2.0 * u
-            outer = 1.0 / (1.0 - (2.0 * u - 1.0).clamp(0.0, 1.0) * (1.0 - 1.0 / self.far))
+            split = max(1.0, self.near)
+            inner = self.near + (split - self.near) * 2.0 * u
+            frac = (2.0 * u - 1.0).clamp(0.0, 1.0)  # position in disparity
+            outer = 1.0 / (1.0 / split - frac * (1.0 / split - 1.0 / self.far))
             t = torch.where(u < 0.5, inner, outer)  # (R, S) ascending depths
         else:
             t = stratified_samples(
