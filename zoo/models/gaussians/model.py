@@ -262,8 +262,34 @@ class GaussianSplatting(ZooModel):
         self.scene_extent = float(info.get("camera_extent", diag))
         if self._initial is not None:
             self.load_arrays(self._initial)
+        elif (points := self._scene_points(info)) is not None:
+            self.load_arrays(points)
         else:
             self._set_gaussians(self._random_init(self.num_init))
+
+    def _scene_points(self, info: dict[str, Any]) -> SplatArrays | None:
+        """The capture's sparse points (``info["init_points"]``: COLMAP's ``points3D`` or a
+        point PLY, in the data's normalised frame), at most ``num_init`` of them (a seeded
+        subset), as the reference initialises from the COLMAP points; None when the data has
+        none or the file is gone (a checkpoint loaded elsewhere: its state replaces them)."""
+        from pathlib import Path
+
+        from zoo.data.formats.points import read_scene_points
+
+        source = info.get("init_points")
+        if not source or not Path(source["path"]).is_file():
+            return None
+        points, colors = read_scene_points(source)
+        if len(points) < 4:
+            return None
+        if len(points) > self.num_init:
+            keep = np.random.default_rng(self.init_seed).choice(len(points), self.num_init, False)
+            points = points[keep]
+            colors = colors[keep] if colors is not None else None
+        return SplatArrays(
+            means=points.astype(np.float32),
+            colors=None if colors is None else colors.astype(np.float32),
+        )
 
     def check_cameras(self, cameras: Cameras, source: tuple[str, str]) -> None:
         """Refuse training views that see no Gaussian in front of them (a camera behind

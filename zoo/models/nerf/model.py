@@ -20,6 +20,13 @@ samples go changes: most samples of a plain NeRF fall in empty space, and skippi
 finer steps. The grid replaces the hierarchical fine pass (NerfAcc's MLP NeRF has none).
 Without ``occupancy`` (the class default) the model is the paper's stratified sampler.
 
+Unbounded scenes (data ``ray_space == "contract"``, e.g. ``data=colmap data.contract=true``):
+the stratified sampler places half the samples uniformly in ``[near, 1]`` and half linearly
+in disparity in ``[1, far]`` (nerfacto's ``UniformLinDispPiecewiseSampler``), and
+the fields see mip-NeRF 360's contracted points (Barron et al., CVPR 2022, Eq. 10 and Sec. 2;
+:func:`zoo.ops.scene_space.contract`); volume rendering keeps world distances. This needs
+``occupancy=None`` (the grid covers a bounded box).
+
 The CPU default (``conf/model/nerf.yaml``, chosen by measurement with
 ``benchmarks/bench_nerf.py``) is a smaller field with the occupancy grid; see that file.
 """
@@ -37,6 +44,7 @@ from zoo.models.nerf.radiance import RadianceFieldModel
 from zoo.models.registry import register_model
 from zoo.ops.occupancy import OccupancyGrid, occupancy_march
 from zoo.ops.sampling import importance_samples, stratified_samples
+from zoo.ops.scene_space import contract
 from zoo.ops.volume_rendering import compute_deltas, volume_render
 
 
@@ -101,6 +109,11 @@ class NeRF(RadianceFieldModel):
         self.march_segments = int(march_segments)
         self.on_scene_configured()
 
+    @property
+    def supports_contraction(self) -> bool:
+        """Unbounded scenes (data ``ray_space=contract``) need the stratified sampler."""
+        return self.occupancy is None
+
     # ---- occupancy grid (only with ``occupancy``) ---------------------------------------
     @property
     def step_size(self) -> float:
@@ -142,6 +155,8 @@ class NeRF(RadianceFieldModel):
         """
         r, s = t.shape
         points = origins[:, None, :] + t[..., None] * directions[:, None, :]  # (R, S, 3)
+        if self.contracted:  # unbounded scene: the field lives in the radius-2 ball
+            points = contract(points)
         norm = directions.norm(dim=-1, keepdim=True)  # (R, 1)
         viewdirs = (directions / norm)[:, None, :].expand(r, s, 3)
         sigma, rgb = field(points.reshape(-1, 3), viewdirs.reshape(-1, 3))
@@ -172,9 +187,27 @@ class NeRF(RadianceFieldModel):
                 perturb=perturb,
             )
         n = origins.shape[0]
-        t = stratified_samples(
-            self.near, self.far, self.num_samples, n_rays=n, perturb=perturb, device=origins.device
-        )  # (R, S)
+        if self.contracted:
+            # Uniform in t up to distance 1, linear in disparity beyond, out to far (nerfacto's
+            # UniformLinDispPiecewiseSampler; mip-NeRF 360 spaces its samples in disparity):
+            # far space gets samples in proportion to its contracted extent.
+            u = stratified_samples(
+                0.0, 1.0, self.num_samples, n_rays=n, perturb=perturb, device=origins.device
+            )  # (R, S) in [0, 1]
+            split = max(1.0, self.near)
+            inner = self.near + (split - self.near) * 2.0 * u
+            frac = (2.0 * u - 1.0).clamp(0.0, 1.0)  # position in disparity
+            outer = 1.0 / (1.0 / split - frac * (1.0 / split - 1.0 / self.far))
+            t = torch.where(u < 0.5, inner, outer)  # (R, S) ascending depths
+        else:
+            t = stratified_samples(
+                self.near,
+                self.far,
+                self.num_samples,
+                n_rays=n,
+                perturb=perturb,
+                device=origins.device,
+            )  # (R, S)
         coarse = self._render_pass(self.field, origins, directions, t)
         if self.fine_field is None:
             return coarse

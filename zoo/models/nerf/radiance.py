@@ -24,6 +24,7 @@ from torch import Tensor
 from zoo.models.base import ZooModel
 from zoo.ops.marching_cubes import evaluate_grid, marching_cubes
 from zoo.ops.rays import generate_rays, rays_for_pixels
+from zoo.ops.scene_space import ndc_rays
 from zoo.representation import ShapeTarget
 from zoo.structures.cameras import Cameras
 
@@ -90,6 +91,8 @@ class RadianceFieldModel(ZooModel):
         self.near, self.far = 2.0, 6.0
         self.background = [1.0, 1.0, 1.0]
         self.bbox_min, self.bbox_max = [-1.5] * 3, [1.5] * 3
+        self.ndc: dict[str, float] | None = None  # NDC parameters for forward-facing scenes
+        self.contracted = False  # unbounded scene: fields see mip-NeRF 360's contracted points
 
     # ---- data ---------------------------------------------------------------------------
     def configure_from_data(self, info: dict[str, Any]) -> None:
@@ -118,7 +121,33 @@ class RadianceFieldModel(ZooModel):
             )
         self.near, self.far, self.background = near, far, bg
         self.bbox_min, self.bbox_max = lo, hi
+        space = info.get("ray_space", "euclidean")
+        if space not in ("euclidean", "ndc", "contract"):
+            raise ValueError(f"{self.name}: unknown ray_space {space!r}")
+        if space == "contract" and not self.supports_contraction:
+            raise ValueError(
+                f"{self.name} does not support scene contraction (data ray_space=contract) yet; "
+                "use model=nerf model.occupancy=null or give the data a bounding box"
+            )
+        self.ndc = dict(info["ndc"]) if space == "ndc" else None
+        self.contracted = space == "contract"
         self.on_scene_configured()
+
+    @property
+    def supports_contraction(self) -> bool:
+        """Whether this model samples unbounded rays (``ray_space == "contract"``)."""
+        return False
+
+    def to_ray_space(self, origins: Tensor, directions: Tensor) -> tuple[Tensor, Tensor]:
+        """World rays -> the rays the field is marched along: NeRF's NDC rays for a
+        forward-facing scene (``info()["ray_space"] == "ndc"``; the box is then [-1, 1]^3 and
+        ``t`` runs over [0, 1]), else unchanged."""
+        if self.ndc is None:
+            return origins, directions
+        n = self.ndc
+        return ndc_rays(
+            origins, directions, n["width"], n["height"], n["focal"], n.get("near", 1.0)
+        )
 
     def on_scene_configured(self) -> None:  # noqa: B027
         """Hook for subclasses: the scene box / bounds changed."""
@@ -156,7 +185,8 @@ class RadianceFieldModel(ZooModel):
                     f"{self.name}: training batch has no {key!r} (got {sorted(batch)})"
                 )
         self.before_train_step(step)
-        out = self.render_rays(batch["origins"], batch["directions"], perturb=True)
+        origins, directions = self.to_ray_space(batch["origins"], batch["directions"])
+        out = self.render_rays(origins, directions, perturb=True)
         loss = self.photometric_loss(out, batch["rgb"])
         psnr = mse_to_psnr(torch.mean((out["rgb"].detach() - batch["rgb"]) ** 2))
         return loss, psnr
@@ -172,6 +202,7 @@ class RadianceFieldModel(ZooModel):
     def render_ray_batch(self, origins: Tensor, directions: Tensor) -> dict[str, Tensor]:
         """Render many rays in chunks of ``self.chunk`` without gradients (eval mode)."""
         parts: dict[str, list[Tensor]] = {}
+        origins, directions = self.to_ray_space(origins, directions)
         for start in range(0, len(origins), self.chunk):
             out = self.render_rays(
                 origins[start : start + self.chunk], directions[start : start + self.chunk]

@@ -1,0 +1,56 @@
+"""``python -m zoo.process images=<folder or video> out=<dir>``: photos -> a posed scene.
+
+Runs :func:`zoo.sfm.process` (pycolmap SIFT features, exhaustive or sequential matching,
+incremental mapping; a progress bar per stage) and prints what it wrote, the images that did not
+register and the ``zoo.train`` command for the result. Bad input (no images, images of different
+sizes, an unreadable file, a missing pycolmap) ends with one ``error:`` line and exit status 2
+before anything is written; so does a reconstruction that registers too few images.
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from zoo.cli_utils import CONF_DIR, fail
+from zoo.data.formats.blender import parse_background
+from zoo.data.io import DataError
+
+
+def run_process(cfg: DictConfig) -> None:
+    from zoo.sfm import RegistrationError, process
+
+    try:
+        result = process(
+            cfg.images,
+            cfg.out,
+            matcher=str(cfg.matcher),
+            camera_model=str(cfg.camera_model),
+            downscale=cfg.downscale,
+            num_frames=int(cfg.num_frames),
+            exhaustive_max=int(cfg.exhaustive_max),
+            min_registered=float(cfg.min_registered),
+            background=parse_background(cfg.background),
+            num_threads=int(cfg.num_threads),
+            overwrite=bool(cfg.overwrite),
+            high_quality=bool(cfg.high_quality),
+        )
+    except (DataError, RegistrationError, ImportError, ValueError) as e:
+        fail(str(e))
+    n = len(result.registered) + len(result.unregistered)
+    print(f"registered {len(result.registered)} of {n} images, {result.num_points} points")
+    if result.unregistered:
+        print(f"not registered ({len(result.unregistered)}): {', '.join(result.unregistered)}")
+    times = ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in result.times.items())
+    print(f"time: {times}")
+    print(f"wrote {result.out / 'transforms.json'} and {result.out / 'sparse_points.ply'}")
+    print(f"train: python -m zoo.train model=ngp data=nerfstudio data.path={result.out}")
+
+
+@hydra.main(config_path=CONF_DIR, config_name="process", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    run_process(cfg)
+
+
+if __name__ == "__main__":
+    main()
