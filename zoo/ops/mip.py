@@ -126,6 +126,24 @@ def pos_enc(x: Tensor, min_deg: int, max_deg: int, append_identity: bool = True)
     return torch.cat([x, feats], dim=-1) if append_identity else feats
 
 
+def sample_fenceposts(
+    near: float, far: float, num: int, n_rays: int, perturb: bool, device: torch.device | None
+) -> Tensor:
+    """(R, num) sorted interval ends in ``[near, far]`` (``internal/mip.py:
+    sample_along_rays``, linear in depth): ``linspace(near, far, num)``, and in training each
+    post jittered uniformly between the midpoints to its neighbours (the first and last stay
+    within ``[near, far]``)."""
+    if num < 2:
+        raise ValueError(f"need at least 2 fence posts, got {num}")
+    t = torch.linspace(near, far, num, device=device).expand(n_rays, num)  # (R, num)
+    if not perturb:
+        return t.contiguous()
+    mids = 0.5 * (t[:, 1:] + t[:, :-1])
+    upper = torch.cat([mids, t[:, -1:]], dim=-1)
+    lower = torch.cat([t[:, :1], mids], dim=-1)
+    return lower + (upper - lower) * torch.rand(n_rays, num, device=device)
+
+
 def blur_weights(weights: Tensor, padding: float = 0.01) -> Tensor:
     """Mip-NeRF's weight filter before resampling (Sec. 3.2, ``resample_along_rays``): a
     2-tap max-pool followed by a 2-tap average over the edge-padded weights (a "blurpool",
@@ -146,4 +164,5 @@ __all__ = [
     "integrated_pos_enc",
     "lift_gaussian",
     "pos_enc",
+    "sample_fenceposts",
 ]
