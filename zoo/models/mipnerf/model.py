@@ -17,6 +17,11 @@ Paper preset (``experiment=mipnerf_paper``; ``configs/blender.gin`` and the mode
 degrees 0-16, view directions with degrees 0-4, softplus density with bias -1, RGB padding
 0.001, batch 4096 rays, Adam with the learning rate decayed log-linearly from 5e-4 to 5e-6
 over 1M steps after a 2500-step warm-up from 1% (:func:`mip_lr_schedule`).
+
+One difference from the reference: the resampling goes through the shared
+:func:`zoo.ops.sampling.importance_samples`, which draws sorted iid uniforms in training (the
+reference's ``sorted_piecewise_constant_pdf`` jitters one uniform per stratum) and
+``linspace(0, 1)`` at evaluation (the reference: ``linspace(0, 1 - eps)``).
 """
 
 from __future__ import annotations
