@@ -172,6 +172,7 @@ def evaluate(
     """Score ``model`` on ``datamodule``'s held-out split; returns flat ``{"group/metric": v}``
     (groups ``view``, ``geom``, ``gen``, ``recon``, ``ceil``; ``_se`` keys are standard errors)."""
     from zoo.metrics import psnr, ssim
+    from zoo.metrics.image import SSIM_WINDOW
 
     cfg = cfg or EvalConfig()
     was_training = model.training  # type: ignore[attr-defined]
@@ -182,7 +183,24 @@ def evaluate(
 
     if model.per_scene:
         scene = model.sample(1)[0]
-        if views is not None:
+        # Multiscale data (zoo.data.multiscale): every scale scored, then the mean over the
+        # scales of the per-scale PSNR / SSIM (the paper's per-scale columns, Mip-NeRF Table 1).
+        scales = datamodule.eval_scales(cfg.split) if hasattr(datamodule, "eval_scales") else None
+        if scales:
+            per_scale = []
+            for name, cameras, images in scales:
+                with torch.no_grad():
+                    maps = model.render_maps(scene, cameras.to(model.device_))
+                pred = maps["rgb"].clamp(0, 1).cpu()
+                row = {"psnr": float(psnr(pred, images).mean()), "ssim": math.nan}
+                if min(images.shape[1:3]) >= SSIM_WINDOW:  # SSIM's 11 x 11 window must fit
+                    row["ssim"] = float(ssim(pred, images).mean())
+                metrics.update({f"view/{k}_{name}": v for k, v in row.items()})
+                per_scale.append(row)
+                if cfg.save_images and out_dir is not None:
+                    save_view_images(Path(out_dir) / "renders" / name, maps, images)
+            metrics.update({f"view/{k}": v for k, v in _mean(per_scale).items()})
+        elif views is not None:
             cameras, images = views
             with torch.no_grad():
                 maps = model.render_maps(scene, cameras.to(model.device_))

@@ -60,9 +60,12 @@ def test_train_batches_hit_their_pixels(tiny_npz):
     dm = TinyNerfDataModule(tiny_npz, holdout=2, rays_per_batch=40)
     cams, images = dm.scene.splits["train"].cameras, dm.scene.splits["train"].images
     batch = next(iter(dm.train_dataloader()))
-    assert set(batch) == {"origins", "directions", "rgb"}
-    for key in batch:
+    assert set(batch) == {"origins", "directions", "radii", "rgb"}
+    for key in ("origins", "directions", "rgb"):
         assert batch[key].shape == (40, 3) and batch[key].dtype == torch.float32
+    # Each ray's footprint: 2 / sqrt(12) of the pixel width at unit z-depth (Mip-NeRF).
+    assert batch["radii"].shape == (40,) and batch["radii"].dtype == torch.float32
+    torch.testing.assert_close(batch["radii"], 2 / 12**0.5 / cams.fx[0].float().expand(40))
     assert 0.0 <= batch["rgb"].min() and batch["rgb"].max() <= 1.0
     cam, row, col = _pixel_of_rays(cams, batch["origins"], batch["directions"])
     assert torch.equal(batch["rgb"], images[cam, row, col])

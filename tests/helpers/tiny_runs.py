@@ -102,6 +102,17 @@ TINY: dict[str, list[str]] = {
         "trainer.max_steps=30",
         "trainer.val_check_interval=15",
     ],
+    "mipnerf": [
+        *_VIEWS,
+        "data.rays_per_batch=128",
+        "model.num_samples=8",
+        "model.field.width=32",
+        "model.field.depth=2",
+        "model.field.max_deg=6",
+        "model.chunk=2048",
+        "trainer.max_steps=30",
+        "trainer.val_check_interval=15",
+    ],
     "gaussians": [
         *_VIEWS,
         "model.num_init=300",

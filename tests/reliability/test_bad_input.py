@@ -309,3 +309,23 @@ def test_cli_eval_refuses_checkpoint_of_a_foreign_model(tmp_path):
     proc = run("zoo.eval", f"ckpt={ckpt}")
     _assert_fails_with_one_line(proc, f"error: {ckpt}: not a zoo checkpoint")
     assert ckpt.read_bytes() == before and not ckpt.with_suffix(".metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_cli_multiscale_metadata_without_a_field(existing_run, tmp_path):
+    """data=multiscale whose metadata.json lacks ``lossmult``: one line naming the file and
+    the field, exit 2, the run folder and the data unchanged."""
+    from zoo.data.formats.multiscale_blender import write_multiscale
+
+    run_dir, before = existing_run
+    src = _scene(tmp_path / "scene")
+    dst = write_multiscale(src, tmp_path / "ms", levels=2)
+    meta = dst / "metadata.json"
+    meta.write_text(
+        json.dumps({"train": {**json.loads(meta.read_text())["train"], "lossmult": None}})
+    )
+    data_before = snapshot(dst)
+    args = ["model=mipnerf", "data=multiscale", f"data.root={dst}", f"hydra.run.dir={run_dir}"]
+    proc = run("zoo.train", *args)
+    _assert_fails_with_one_line(proc, f"error: {meta}: field 'train.lossmult'")
+    assert snapshot(run_dir) == before and snapshot(dst) == data_before

@@ -18,12 +18,16 @@ setting: 2 and 6).
 
 Batches (all float32, CPU; Lightning moves them):
 
-- train: ``{"origins": (R, 3), "directions": (R, 3), "rgb": (R, 3)}``
+- train: ``{"origins": (R, 3), "directions": (R, 3), "radii": (R,), "rgb": (R, 3)}``; ``radii``
+  is each ray's pixel footprint, the cone radius at ray parameter 1
+  (:func:`zoo.ops.rays.pixel_radii`, Mip-NeRF's ``2 / sqrt(12)`` of the pixel width), which
+  cone-traced models (``mipnerf``) need and the others ignore;
 - train, ``form="images"`` (splatting models, which render whole images): one training view
   per step, ``{"rgb": (H, W, 3), "c2w": (4, 4), "intrinsics": (4,) fx fy cx cy, "view": int}``;
   an epoch is one pass over a fresh permutation of the views (:class:`RandomViews`).
 - val / test: one image per batch, ``{"origins": (H*W, 3), "directions": (H*W, 3),
-  "rgb": (H*W, 3), "view": int}`` (pixels in row-major order; ``view`` indexes the split).
+  "radii": (H*W,), "rgb": (H*W, 3), "view": int}`` (pixels in row-major order; ``view``
+  indexes the split).
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ from zoo.data.render_cache import (
     ensure_synth_scene,
     read_scene_info,
 )
-from zoo.ops.rays import generate_rays, rays_for_pixels
+from zoo.ops.rays import generate_radii, generate_rays, pixel_radii, rays_for_pixels
 from zoo.representation import ShapeTarget
 from zoo.structures.cameras import Cameras
 
@@ -177,6 +181,7 @@ class RandomRays(Dataset):
         return {
             "origins": origins.float(),
             "directions": directions.float(),
+            "radii": pixel_radii(self.cameras, cam).float(),  # (R,)
             "rgb": self.images[cam, py, px].float(),  # (R, 3)
         }
 
@@ -225,6 +230,7 @@ class ImageRays(Dataset):
         item = {
             "origins": origins.reshape(-1, 3).float(),
             "directions": directions.reshape(-1, 3).float(),
+            "radii": generate_radii(cams[v]).reshape(-1).float(),  # (H*W,)
             "rgb": self.split.images[v].reshape(-1, 3).float(),  # (H*W, 3)
             "view": v,
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from zoo.ops.mip import CONE_RADIUS_SCALE
 from zoo.structures.cameras import Cameras
 
 
@@ -42,6 +43,22 @@ def rays_for_pixels(
         d = torch.nn.functional.normalize(d, dim=-1)
     o = cameras.c2w[cam, :3, 3]
     return o, d
+
+
+def pixel_radii(cameras: Cameras, cam: Tensor) -> Tensor:
+    """(R,) cone radius at ray parameter 1 of the pixels of cameras ``cam`` (R,): Mip-NeRF's
+    ``2 / sqrt(12)`` times the distance between neighbouring pixels' (z = -1) directions
+    (google/mipnerf ``internal/datasets.py``: ``dx * 2 / sqrt(12)``). For a pinhole camera that
+    distance is ``1 / fx`` everywhere, so a pixel's footprint follows from its camera alone;
+    an image downsampled by 2 has half the focal length and twice the radius."""
+    return CONE_RADIUS_SCALE / cameras.fx[cam]
+
+
+def generate_radii(cameras: Cameras) -> Tensor:
+    """(B, H, W) :func:`pixel_radii` of every pixel of every camera."""
+    b, h, w = len(cameras), cameras.height, cameras.width
+    cam = torch.arange(b, device=cameras.c2w.device)
+    return pixel_radii(cameras, cam)[:, None, None].expand(b, h, w)
 
 
 def generate_rays(cameras: Cameras, normalize: bool = False) -> tuple[Tensor, Tensor]:

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from zoo.models.base import ZooModel
 from zoo.ops.marching_cubes import evaluate_grid, marching_cubes
-from zoo.ops.rays import generate_rays, rays_for_pixels
+from zoo.ops.rays import generate_radii, generate_rays, pixel_radii, rays_for_pixels
 from zoo.ops.scene_space import ndc_rays
 from zoo.representation import ShapeTarget
 from zoo.structures.cameras import Cameras
@@ -64,6 +64,9 @@ class RadianceFieldModel(ZooModel):
     data_form: ClassVar[str] = "views"
     generative: ClassVar[bool] = False
     per_scene: ClassVar[bool] = True
+    # Cone-traced models (Mip-NeRF) need each ray's pixel footprint: ``render_rays`` then
+    # takes ``radii`` (R,), the cone radius at ray parameter 1 (zoo.ops.rays.pixel_radii).
+    uses_radii: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -87,6 +90,7 @@ class RadianceFieldModel(ZooModel):
         self.density_threshold = float(density_threshold)
         self.reconstruct_steps = int(reconstruct_steps)
         self.reconstruct_rays = int(reconstruct_rays)
+        self.coarse_loss_weight = 1.0  # weight of a coarse pass's MSE (NeRF: 1, Mip-NeRF: 0.1)
         # Scene description, replaced by configure_from_data (defaults: NeRF's Blender setting).
         self.near, self.far = 2.0, 6.0
         self.background = [1.0, 1.0, 1.0]
@@ -161,7 +165,18 @@ class RadianceFieldModel(ZooModel):
         self, origins: Tensor, directions: Tensor, perturb: bool = False
     ) -> dict[str, Tensor]:
         """Render rays (R, 3) + (R, 3): ``rgb`` (R, 3), ``depth`` (R,), ``opacity`` (R,), and
-        for training any extra terms the loss needs (e.g. ``rgb_coarse``)."""
+        for training any extra terms the loss needs (e.g. ``rgb_coarse``). A model with
+        ``uses_radii`` also takes ``radii`` (R,)."""
+
+    def _render(
+        self, origins: Tensor, directions: Tensor, radii: Tensor | None, perturb: bool
+    ) -> dict[str, Tensor]:
+        """``render_rays``, passing the rays' footprints to the models that use them."""
+        if not self.uses_radii:
+            return self.render_rays(origins, directions, perturb=perturb)
+        if radii is None:
+            raise ValueError(f"{self.name} casts cones: the rays need 'radii' (pixel footprints)")
+        return self.render_rays(origins, directions, perturb=perturb, radii=radii)
 
     @abc.abstractmethod
     def density(self, points: Tensor) -> Tensor:
@@ -171,11 +186,22 @@ class RadianceFieldModel(ZooModel):
         """Hook run before each optimisation step (e.g. occupancy-grid updates)."""
 
     # ---- training -----------------------------------------------------------------------
-    def photometric_loss(self, out: dict[str, Tensor], target: Tensor) -> Tensor:
-        """MSE of the rendered colour (plus that of the coarse pass, when there is one)."""
-        loss = torch.mean((out["rgb"] - target) ** 2)
+    def photometric_loss(
+        self, out: dict[str, Tensor], target: Tensor, weight: Tensor | None = None
+    ) -> Tensor:
+        """MSE of the rendered colour, plus ``coarse_loss_weight`` times that of the coarse
+        pass when there is one. With per-ray ``weight`` (R,) (multiscale data's ``lossmult``,
+        the pixel's area in full-resolution pixels) the MSE is the weighted mean
+        ``sum_r w_r |c_r - t_r|^2 / (3 sum_r w_r)`` (google/mipnerf ``train.py``, up to its
+        factor 3); without it, the plain mean."""
+
+        def mse(rgb: Tensor) -> Tensor:
+            err = ((rgb - target) ** 2).mean(-1)  # (R,)
+            return err.mean() if weight is None else (weight * err).sum() / weight.sum()
+
+        loss = mse(out["rgb"])
         if "rgb_coarse" in out:
-            loss = loss + torch.mean((out["rgb_coarse"] - target) ** 2)
+            loss = loss + self.coarse_loss_weight * mse(out["rgb_coarse"])
         return loss
 
     def _train_on_batch(self, batch: dict[str, Tensor], step: int) -> tuple[Tensor, Tensor]:
@@ -186,8 +212,8 @@ class RadianceFieldModel(ZooModel):
                 )
         self.before_train_step(step)
         origins, directions = self.to_ray_space(batch["origins"], batch["directions"])
-        out = self.render_rays(origins, directions, perturb=True)
-        loss = self.photometric_loss(out, batch["rgb"])
+        out = self._render(origins, directions, batch.get("radii"), True)
+        loss = self.photometric_loss(out, batch["rgb"], batch.get("lossmult"))
         psnr = mse_to_psnr(torch.mean((out["rgb"].detach() - batch["rgb"]) ** 2))
         return loss, psnr
 
@@ -199,26 +225,29 @@ class RadianceFieldModel(ZooModel):
         return loss
 
     @torch.no_grad()
-    def render_ray_batch(self, origins: Tensor, directions: Tensor) -> dict[str, Tensor]:
+    def render_ray_batch(
+        self, origins: Tensor, directions: Tensor, radii: Tensor | None = None
+    ) -> dict[str, Tensor]:
         """Render many rays in chunks of ``self.chunk`` without gradients (eval mode)."""
         parts: dict[str, list[Tensor]] = {}
         origins, directions = self.to_ray_space(origins, directions)
         for start in range(0, len(origins), self.chunk):
-            out = self.render_rays(
-                origins[start : start + self.chunk], directions[start : start + self.chunk]
+            part = slice(start, start + self.chunk)
+            out = self._render(
+                origins[part], directions[part], None if radii is None else radii[part], False
             )
             for key in ("rgb", "depth", "opacity"):
                 parts.setdefault(key, []).append(out[key])
         return {k: torch.cat(v) for k, v in parts.items()}
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        out = self.render_ray_batch(batch["origins"], batch["directions"])
+        out = self.render_ray_batch(batch["origins"], batch["directions"], batch.get("radii"))
         psnr = mse_to_psnr(torch.mean((out["rgb"].clamp(0, 1) - batch["rgb"]) ** 2))
         self.log("val/psnr", psnr, prog_bar=True, batch_size=1)
         return psnr
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        out = self.render_ray_batch(batch["origins"], batch["directions"])
+        out = self.render_ray_batch(batch["origins"], batch["directions"], batch.get("radii"))
         psnr = mse_to_psnr(torch.mean((out["rgb"].clamp(0, 1) - batch["rgb"]) ** 2))
         self.log("test/psnr", psnr, batch_size=1)
         return psnr
@@ -241,7 +270,8 @@ class RadianceFieldModel(ZooModel):
             cameras = cameras.to(model.device_)
             origins, directions = generate_rays(cameras)  # (B, H, W, 3) each
             b, h, w = origins.shape[:3]
-            out = model.render_ray_batch(origins.reshape(-1, 3), directions.reshape(-1, 3))
+            radii = generate_radii(cameras).reshape(-1) if model.uses_radii else None
+            out = model.render_ray_batch(origins.reshape(-1, 3), directions.reshape(-1, 3), radii)
         finally:
             model.train(was_training)
         return {
@@ -335,6 +365,7 @@ class RadianceFieldModel(ZooModel):
             cam, rem = idx // (h * w), idx % (h * w)
             o, d = rays_for_pixels(cameras, cam, rem % w, rem // w)
             batch = {"origins": o, "directions": d, "rgb": images[cam, rem // w, rem % w]}
+            batch["radii"] = pixel_radii(cameras, cam)
             loss, psnr = self._train_on_batch(batch, step)
             opt.zero_grad(set_to_none=True)
             loss.backward()
