@@ -6,7 +6,8 @@ docstring for its formula and convention.
 
 - ``chamfer_distance``: squared, sum of directions (PointFlow/pytorch3d) or ONet Chamfer-L1.
 - ``f_score``, ``normal_consistency``: reconstruction metrics (Tatarchenko 2019, ONet).
-- ``earth_movers_distance``: exact assignment (approximate upper bound above 4096 points).
+- ``earth_movers_distance``: exact assignment (approximate upper bound above 4096 points), or the
+  papers' approximations (``method="pointflow"`` / ``"pvd"``, ``zoo.metrics.approxmatch``).
 - ``voxel_iou``; ``psnr``, ``ssim`` for rendered views.
 - ``generative_metrics``: MMD / COV / 1-NNA over sets of clouds (PointFlow).
 - ``nearest_neighbors`` (+ the ``nearest_neighbors_naive`` reference), ``pairwise_distances``.
