@@ -59,7 +59,7 @@ LEVELS_PVD: tuple[float, ...] = LEVELS_POINTFLOW + (0.0,)
 
 _EPS = 1e-9  # the kernels' guards against division by zero
 _MIN_EXPONENT = -80.0  # kernel exponents below it are clamped (float32 exp is slow there)
-_BUDGET = 1 << 23  # kernel-matrix entries held at once per chunk of pairs (~32 MB in float32)
+_BUDGET = 1 << 22  # kernel entries at once: one 2048-point pair (larger chunks run slower)
 
 
 def variant_settings(variant: str) -> tuple[tuple[float, ...], bool]:
