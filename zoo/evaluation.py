@@ -6,7 +6,8 @@ Protocols, chosen by what the model declares (never by its type):
 - generative models: MMD / COV / 1-NNA (Chamfer) of ``sample`` against the held-out shapes;
   optionally (``generation_emd``, ``generation_jsd``; the benchmark turns them on) MMD / COV /
   1-NNA with a paper's approximate EMD and PointFlow's JSD;
-- every shape model: reconstruction of held-out shapes through ``reconstruct``: Chamfer-L2
+- classifiers (``classifier``, PointNet): accuracy on the held-out shapes' categories;
+- every other shape model: reconstruction of held-out shapes through ``reconstruct``: Chamfer-L2
   (squared, PointFlow / pytorch3d sum of both directions), Chamfer-L1 (Euclidean), F-score at
   a Euclidean tau, normal consistency, and voxel IoU where the data has voxels.
 All distances are in the data's units (ShapeNet v2 normalisation: bbox diagonal 1).
@@ -155,12 +156,26 @@ def evaluate(
                 metrics.update({f"gen/{k}_emd": float(v) for k, v in emd.items()})
             if cfg.generation_jsd:
                 metrics["gen/jsd"] = jsd(pts, refs)
-        rows = [geometry_metrics(model, model.reconstruct(t), t, cfg) for t in targets]
+        if model.classifier:
+            metrics["cls/accuracy"] = classification_accuracy(model, targets)
+        rows = [
+            geometry_metrics(model, model.reconstruct(t), t, cfg)
+            for t in targets
+            if not model.classifier
+        ]
         if rows:
             metrics.update({f"recon/{k}": v for k, v in _mean(rows).items()})
     if was_training:
         model.train()  # type: ignore[attr-defined]
     return metrics
+
+
+def classification_accuracy(model: Representation, targets: list[ShapeTarget]) -> float:
+    """Fraction of ``targets`` whose category (``extra["synset"]``) ``reconstruct`` names."""
+    if not targets:
+        return math.nan
+    hits = [model.reconstruct(t).synset == t.extra.get("synset") for t in targets]
+    return float(np.mean(hits))
 
 
 def save_view_images(folder: Path, maps: dict[str, Tensor], gt: Tensor | None = None) -> None:
