@@ -9,6 +9,8 @@ docstring for its formula and convention.
 - ``earth_movers_distance``: exact assignment (approximate upper bound above 4096 points), or the
   papers' approximations (``method="pointflow"`` / ``"pvd"``, ``zoo.metrics.approxmatch``).
 - ``voxel_iou``; ``psnr``, ``ssim`` for rendered views.
+- ``zoo.metrics.features``: FPD, P-FID, P-IS over the zoo's own PointNet classifier (not
+  comparable with the papers' networks).
 - ``generative_metrics``: MMD / COV / 1-NNA over sets of clouds (PointFlow); ``jsd``: PointFlow's
   Jensen-Shannon divergence of the sets' occupancy grids.
 - ``nearest_neighbors`` (+ the ``nearest_neighbors_naive`` reference), ``pairwise_distances``.
