@@ -4,8 +4,9 @@ Protocols, chosen by what the model declares (never by its type):
 - per-scene models (``per_scene``): PSNR / SSIM of ``render`` on the held-out views, and the
   geometry of ``to_mesh`` against the scene's ground-truth mesh where the data has one;
 - generative models: MMD / COV / 1-NNA (Chamfer) of ``sample`` against the held-out shapes;
-  optionally (``generation_emd``, ``generation_jsd``; the benchmark turns them on) MMD / COV /
-  1-NNA with a paper's approximate EMD and PointFlow's JSD;
+  optionally (``generation_emd``, ``generation_jsd``, ``generation_fpd``; the benchmark turns
+  them on) MMD / COV / 1-NNA with a paper's approximate EMD, PointFlow's JSD, and FPD / P-FID /
+  P-IS through the zoo's own pretrained PointNet (``zoo.metrics.features``);
 - classifiers (``classifier``, PointNet): accuracy on the held-out shapes' categories;
 - every other shape model: reconstruction of held-out shapes through ``reconstruct``: Chamfer-L2
   (squared, PointFlow / pytorch3d sum of both directions), Chamfer-L1 (Euclidean), F-score at
@@ -43,6 +44,9 @@ class EvalConfig:
     # "pointflow" / "pvd" adds gen/{mmd,cov,1nna}_emd with that approxmatch EMD; jsd adds gen/jsd.
     generation_emd: str | None = None
     generation_jsd: bool = False
+    # A pretrained classifier's registry name (e.g. "pointnet-synthshapes"): adds gen/fpd,
+    # gen/p_fid and gen/p_is over its features (the zoo's network, not the papers').
+    generation_fpd: str | None = None
 
 
 def _subsample(points: Tensor, n: int, seed: int = 0) -> Tensor:
@@ -156,6 +160,8 @@ def evaluate(
                 metrics.update({f"gen/{k}_emd": float(v) for k, v in emd.items()})
             if cfg.generation_jsd:
                 metrics["gen/jsd"] = jsd(pts, refs)
+            if cfg.generation_fpd:
+                metrics.update(feature_metrics(pts, refs, cfg.generation_fpd))
         if model.classifier:
             metrics["cls/accuracy"] = classification_accuracy(model, targets)
         rows = [
@@ -168,6 +174,20 @@ def evaluate(
     if was_training:
         model.train()  # type: ignore[attr-defined]
     return metrics
+
+
+def feature_metrics(samples: Tensor, refs: Tensor, classifier: str) -> dict[str, float]:
+    """FPD, P-FID and P-IS of ``samples`` against ``refs`` through the pretrained classifier
+    named ``classifier`` (``zoo.metrics.features``; the zoo's own network)."""
+    from zoo.metrics.features import fpd, p_fid, p_is
+    from zoo.pretrained import load_pretrained
+
+    net = load_pretrained(classifier)
+    return {
+        "gen/fpd": fpd(samples, refs, net),
+        "gen/p_fid": p_fid(samples, refs, net),
+        "gen/p_is": p_is(samples, net),
+    }
 
 
 def classification_accuracy(model: Representation, targets: list[ShapeTarget]) -> float:
