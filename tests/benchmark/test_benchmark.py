@@ -71,6 +71,8 @@ def test_rows_have_every_metric_group(bench):
         "gen/mmd_emd",
         "gen/1nna_emd",
         "gen/jsd",
+        "gen/fpd",
+        "gen/p_is",
         "show/psnr",
         "show/mask_iou",
         "cost/params_m",

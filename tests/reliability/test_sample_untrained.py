@@ -18,7 +18,9 @@ def test_sample_of_an_untrained_checkpoint_writes_what_it_can(model, synth_root,
     from zoo.models.registry import registered_models
 
     if registered_models()[model].classifier:
-        pytest.skip("a classifier draws no shapes (test_classifier_sample_is_refused)")
+        pytest.skip(
+            "a classifier draws no shapes: see test_classifier_sample_is_refused_with_one_line"
+        )
     run_dir = tmp_path / "run"
     check(
         run(

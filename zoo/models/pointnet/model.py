@@ -143,6 +143,11 @@ class PointNetClassifier(ZooModel):
                 points = points[:, torch.randperm(points.shape[1], device=points.device)[:n]]
             points = self._augment(points)
         labels = self.labels_of(batch["synset"])
+        if stage == "train" and len(points) == 1:
+            # Batch norm cannot train on one shape (an epoch's last batch, a DDP shard): use
+            # two independently jittered copies of it.
+            points = torch.cat([points, self._augment(batch["points"][:, : points.shape[1]])])
+            labels = labels.repeat(2)
         logits = self(points)  # (B, K)
         loss = nn.functional.cross_entropy(logits, labels)
         acc = (logits.argmax(dim=1) == labels).float().mean()
