@@ -21,9 +21,14 @@ with the numbers in those papers**; compare models with each other through the s
 The Fréchet distance between Gaussians fitted to two feature sets (means, unbiased covariances)
 is ``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2))``, computed as in the FID reference
 code (``scipy.linalg.sqrtm``, a small diagonal offset if the product is singular, real part).
+With fewer feature vectors than dimensions (the benchmark's 16 samples) the covariances are
+singular: the value is then biased upwards and noisy, like FID on few images; compare models at
+equal set sizes only.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import torch
@@ -43,7 +48,9 @@ def frechet_distance(a: Tensor | np.ndarray, b: Tensor | np.ndarray) -> float:
         )
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
-    root, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+    with warnings.catch_warnings():  # singular products are expected for small sets
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        root, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
     if not np.isfinite(root).all():
         offset = np.eye(len(cov_a)) * 1e-6
         root = linalg.sqrtm((cov_a + offset) @ (cov_b + offset))
