@@ -10,7 +10,12 @@ import torch
 from _metrics_helpers import devices, random_cubes, random_ellipsoids
 
 from zoo.metrics import earth_movers_distance, generative_metrics, pairwise_distances
-from zoo.metrics.approxmatch import LEVELS_POINTFLOW, LEVELS_PVD, approxmatch_emd
+from zoo.metrics.approxmatch import (
+    LEVELS_POINTFLOW,
+    LEVELS_PVD,
+    approxmatch_emd,
+    approxmatch_emd_both,
+)
 
 
 def approxmatch_loop(x1: list, x2: list, levels: tuple[float, ...], squared: bool) -> float:
@@ -155,3 +160,14 @@ def test_generation_metrics_on_the_easy_cases(distance: str) -> None:
     apart = generative_metrics(far, refs, distance=distance)  # type: ignore[arg-type]
     assert apart["1nna"] == 1.0
     assert apart["mmd"] > 10 * same["mmd"]
+
+
+@pytest.mark.parametrize("variant", ["pointflow", "pvd"])
+def test_both_orders_at_once_equal_two_calls(variant: str) -> None:
+    a, b = (
+        random_ellipsoids(2, 60, torch.Generator().manual_seed(5)),
+        random_cubes(2, 60, torch.Generator().manual_seed(6)),
+    )
+    both = approxmatch_emd_both(a, b, variant)  # type: ignore[arg-type]
+    torch.testing.assert_close(both[:, 0], approxmatch_emd(a, b, variant), rtol=1e-5, atol=0)  # type: ignore[arg-type]
+    torch.testing.assert_close(both[:, 1], approxmatch_emd(b, a, variant), rtol=1e-5, atol=0)  # type: ignore[arg-type]

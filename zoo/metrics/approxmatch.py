@@ -85,6 +85,17 @@ def approxmatch_emd(x1: Tensor, x2: Tensor, variant: Variant = "pointflow") -> T
         (P,) costs in the dtype of the inputs (float32 at least), on their device. Not
         differentiable (computed under ``no_grad``).
     """
+    return _batched(x1, x2, variant, both=False)
+
+
+def approxmatch_emd_both(x1: Tensor, x2: Tensor, variant: Variant = "pointflow") -> Tensor:
+    """(P, 2): ``approxmatch_emd(x1, x2)`` and ``approxmatch_emd(x2, x1)`` in one go, sharing
+    each level's kernel (its transpose serves the swapped order): ~40 % less work than two
+    calls. Used for the self-distance matrices of the generation metrics."""
+    return _batched(x1, x2, variant, both=True)
+
+
+def _batched(x1: Tensor, x2: Tensor, variant: str, both: bool) -> Tensor:
     levels, squared = variant_settings(variant)
     if x1.ndim != 3 or x1.shape != x2.shape or x1.shape[-1] != 3:
         raise ValueError(
@@ -93,13 +104,13 @@ def approxmatch_emd(x1: Tensor, x2: Tensor, variant: Variant = "pointflow") -> T
         )
     dtype = torch.promote_types(torch.promote_types(x1.dtype, x2.dtype), torch.float32)
     p, n, _ = x1.shape
-    out = torch.empty(p, dtype=dtype, device=x1.device)
     chunk = max(1, _BUDGET // (n * n))
+    out = []
     with torch.no_grad():
         for s in range(0, p, chunk):
             a, b = x1[s : s + chunk].to(dtype), x2[s : s + chunk].to(dtype)
-            out[s : s + chunk] = _approxmatch_chunk(a, b, levels, squared) / n
-    return out
+            out.append(_approxmatch_chunk(a, b, levels, squared, both) / n)
+    return torch.cat(out)
 
 
 def _sq_dist(a: Tensor, b: Tensor) -> Tensor:
@@ -115,27 +126,53 @@ def _sq_dist(a: Tensor, b: Tensor) -> Tensor:
     return d2
 
 
-def _approxmatch_chunk(a: Tensor, b: Tensor, levels: tuple[float, ...], squared: bool) -> Tensor:
-    """Total match cost (P,) for clouds a (P, N, 3), b (P, M, 3) with N == M (unit masses)."""
+def _one_pass(
+    k: Tensor, kt: Tensor, remain_l: Tensor, remain_r: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """One level's three sweeps with kernel k (P, N, M) and its transpose kt (module docstring).
+
+    Returns ratio_l (P, N, 1), ratio_r (P, M, 1) and the updated remain_l, remain_r."""
+    ratio_l = remain_l / (torch.bmm(k, remain_r) + _EPS)  # (P, N, 1)
+    sum_r = remain_r * torch.bmm(kt, ratio_l)  # (P, M, 1)
+    ratio_r = torch.clamp(remain_r / (sum_r + _EPS), max=1.0) * remain_r  # (P, M, 1)
+    remain_r = torch.clamp(remain_r - sum_r, min=0.0)
+    moved_l = ratio_l * torch.bmm(k, ratio_r)  # (P, N, 1) mass of x1 matched this level
+    remain_l = torch.clamp(remain_l - moved_l, min=0.0)
+    return ratio_l, ratio_r, remain_l, remain_r
+
+
+def _approxmatch_chunk(
+    a: Tensor, b: Tensor, levels: tuple[float, ...], squared: bool, both: bool = False
+) -> Tensor:
+    """Total match cost (P,) of x1 = a (P, N, 3), x2 = b (P, M, 3), N == M (unit masses).
+
+    With ``both``: (P, 2), the costs of (x1=a, x2=b) and of (x1=b, x2=a). The second
+    orientation's kernel is the transpose of the first's, so each level's exponentials (the
+    bulk of the work) serve both."""
     d2 = _sq_dist(a, b)  # (P, N, M)
     cost_m = d2 if squared else d2.sqrt()  # (P, N, M) the cost of moving unit mass
     p, n, m = d2.shape
-    remain_l = torch.ones(p, n, 1, dtype=a.dtype, device=a.device)  # (P, N, 1)
-    remain_r = torch.ones(p, m, 1, dtype=a.dtype, device=a.device)  # (P, M, 1)
-    total = torch.zeros(p, dtype=a.dtype, device=a.device)
+    ones = {"dtype": a.dtype, "device": a.device}
+    state = [(torch.ones(p, n, 1, **ones), torch.ones(p, m, 1, **ones))]  # (remain_l, remain_r)
+    if both:
+        state.append((torch.ones(p, m, 1, **ones), torch.ones(p, n, 1, **ones)))
+    total = torch.zeros(p, len(state), **ones)
     k = torch.empty_like(d2)
+    kt = k.transpose(1, 2)  # a view: the kernel of the swapped orientation
     d2_max = float(d2.max())
     for level in levels:
         torch.mul(d2, level, out=k)
         if level * d2_max < _MIN_EXPONENT:
             k.clamp_(min=_MIN_EXPONENT)  # exp(-80) ~ 2e-35 stands for 0 (module docstring)
         k.exp_()  # (P, N, M) kernel of this level
-        ratio_l = remain_l / (torch.bmm(k, remain_r) + _EPS)  # (P, N, 1)
-        sum_r = remain_r * torch.bmm(k.transpose(1, 2), ratio_l)  # (P, M, 1)
-        ratio_r = torch.clamp(remain_r / (sum_r + _EPS), max=1.0) * remain_r  # (P, M, 1)
-        remain_r = torch.clamp(remain_r - sum_r, min=0.0)
-        moved_l = ratio_l * torch.bmm(k, ratio_r)  # (P, N, 1) mass of x1 matched this level
-        k.mul_(cost_m)
-        total += (ratio_l * torch.bmm(k, ratio_r)).sum(dim=(1, 2))
-        remain_l = torch.clamp(remain_l - moved_l, min=0.0)
-    return total
+        ratios = []
+        for o, (remain_l, remain_r) in enumerate(state):
+            fwd, bwd = (k, kt) if o == 0 else (kt, k)
+            ratio_l, ratio_r, remain_l, remain_r = _one_pass(fwd, bwd, remain_l, remain_r)
+            state[o] = (remain_l, remain_r)
+            ratios.append((ratio_l, ratio_r))
+        k.mul_(cost_m)  # now K * c (and kt its transpose)
+        for o, (ratio_l, ratio_r) in enumerate(ratios):
+            weighted = torch.bmm(k if o == 0 else kt, ratio_r)  # (P, N or M, 1)
+            total[:, o] += (ratio_l * weighted).sum(dim=(1, 2))
+    return total if both else total[:, 0]

@@ -28,7 +28,8 @@ not symmetric, so the matrix follows PointFlow's ``compute_all_metrics`` orienta
 ``D[i, j] = approxmatch(x1=b_j, x2=a_i)`` (PointFlow's ``M_rs[r, s]`` is computed with the
 reference r first, and ``generative_metrics`` passes samples as ``a``), and with ``b=None``
 every ordered pair is computed (``D[i, j] = approxmatch(x1=a_j, x2=a_i)``, not symmetrised;
-diagonal 0). 100 x 100 clouds are thus 29,800 pairs; see ``benchmarks/bench_metrics.py``.
+diagonal 0; both orders of a pair share their kernels). 100 x 100 clouds are thus 29,800
+ordered pairs (19,900 kernel sets); see ``benchmarks/bench_metrics.py``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ import torch
 from scipy.spatial import cKDTree
 from torch import Tensor
 
-from zoo.metrics.approxmatch import approxmatch_emd
+from zoo.metrics.approxmatch import approxmatch_emd, approxmatch_emd_both
 from zoo.metrics.emd import (
     APPROX_ITERATIONS,
     APPROX_LEAF_SIZE,
@@ -220,32 +221,37 @@ def _emd_matrix(a: np.ndarray, b: np.ndarray | None) -> np.ndarray:
 def _approxmatch_matrix(a: Tensor, b: Tensor | None, variant: str) -> Tensor:
     """D[i, j] = approxmatch(x1=b_j, x2=a_i) (b = a when None, every ordered pair i != j).
 
-    On the CPU, ``torch.get_num_threads()`` worker threads each run one pair at a time with one
-    torch thread (measured: intra-op threading of these 16 MB element-wise passes loses most of
-    its gain, and on a loaded machine costs up to 5x the CPU time); elsewhere chunks of pairs.
+    With ``b=None`` each unordered pair is solved once for both orders
+    (``approxmatch_emd_both``: the swapped order's kernel is the transpose). On the CPU,
+    ``torch.get_num_threads()`` worker threads each run one pair at a time with one torch
+    thread (measured: intra-op threading of these 16 MB element-wise passes loses most of its
+    gain, and on a loaded machine costs up to 5x the CPU time); elsewhere chunks of pairs.
     """
     sym = b is None
     bb = a if sym else b
     na, nb = a.shape[0], bb.shape[0]
-    if sym:
-        pairs = [(i, j) for i in range(na) for j in range(na) if i != j]
-    else:
-        pairs = _pairs(na, nb, False)
-    idx = torch.tensor(pairs, dtype=torch.long, device=a.device).reshape(-1, 2)
+    idx = torch.tensor(_pairs(na, nb, sym), dtype=torch.long, device=a.device).reshape(-1, 2)
     out = torch.zeros(na, nb, dtype=torch.float64, device=a.device)
-    chunk = _APPROX_PAIRS if a.device.type != "cpu" else 1
+    cpu = a.device.type == "cpu"
+    chunk = 1 if cpu else _APPROX_PAIRS
     starts = range(0, idx.shape[0], chunk)
 
     def run(s: int) -> Tensor:
-        if a.device.type == "cpu":
+        if cpu:
             torch.set_num_threads(1)  # this worker thread only
         i, j = idx[s : s + chunk, 0], idx[s : s + chunk, 1]
+        if sym:  # (x1=a_j, x2=a_i) -> D[i, j] and (x1=a_i, x2=a_j) -> D[j, i]
+            return approxmatch_emd_both(a[j], a[i], variant)  # type: ignore[arg-type]
         return approxmatch_emd(bb[j], a[i], variant)  # type: ignore[arg-type]
 
-    if a.device.type == "cpu":
+    if cpu:
         with ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads())) as pool:
-            values = list(pool.map(run, starts))
+            values = torch.cat(list(pool.map(run, starts))).to(torch.float64)
     else:
-        values = [run(s) for s in starts]
-    out[idx[:, 0], idx[:, 1]] = torch.cat(values).to(torch.float64)
+        values = torch.cat([run(s) for s in starts]).to(torch.float64)
+    i, j = idx[:, 0], idx[:, 1]
+    if sym:
+        out[i, j], out[j, i] = values[:, 0], values[:, 1]
+    else:
+        out[i, j] = values
     return out
