@@ -1,10 +1,12 @@
-"""Benchmark: Chamfer (large pair, batch), generative metrics (MMD/COV/1-NNA), EMD exact/approx.
+"""Benchmark: Chamfer (large pair, batch), generative metrics (MMD/COV/1-NNA), EMD exact/approx,
+and the papers' approximate EMDs (PointFlow / PVD approxmatch) with their arithmetic limit.
 
 Prints a table and writes JSON. Timings are medians over ``--repeats`` runs (the generative
 metrics run ``--repeats-generative`` times) on whatever machine runs it; the numbers in reports
 were taken on a shared 2-core CPU while other jobs ran, so they are noisy upper bounds.
 
     python benchmarks/bench_metrics.py [--out benchmarks/results/metrics.json] [--quick]
+    python benchmarks/bench_metrics.py --only approxmatch --emd-sets 100   # the full 1-NNA-EMD
 
 (with the package installed, ``pip install -e .``, or from the repo root with ``PYTHONPATH=.``)
 """
@@ -26,6 +28,7 @@ from scipy.spatial import cKDTree
 
 from zoo._open3d import import_open3d
 from zoo.metrics import chamfer_distance, earth_movers_distance, generative_metrics
+from zoo.metrics.approxmatch import LEVELS_POINTFLOW, LEVELS_PVD, approxmatch_emd
 from zoo.metrics.pairwise import pairwise_distances
 
 
@@ -192,11 +195,84 @@ def bench_emd(repeats: int, quick: bool) -> list[dict]:
     return rows
 
 
+def _exp_rate() -> float:
+    """Measured float32 torch.exp throughput of one core (exponentials per second)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    a = -torch.rand(2048 * 2048) * 10
+    out = torch.empty_like(a)
+    torch.exp(a, out=out)
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        torch.exp(a, out=out)
+        best = min(best, time.perf_counter() - t0)
+    torch.set_num_threads(threads)
+    return a.numel() / best
+
+
+def bench_approxmatch(k: int, n: int) -> list[dict]:
+    """Per-pair cost of the approxmatch EMDs, generation metrics over k vs k clouds with
+    ``emd_pointflow`` (29,800 ordered pairs at k = 100, 19,900 kernel sets since both orders of
+    a self pair share theirs), and the arithmetic limit: each kernel set needs ``levels * n^2``
+    exponentials (plus ~7 multiply-adds per exponential: the kernel sums, the cost sum and the
+    scaling), so the exponential throughput of this CPU bounds any implementation that
+    computes each kernel entry once per level."""
+    gen = torch.Generator().manual_seed(4)
+    rows = []
+    p = 8
+    x1, x2 = _shapes(p, n, gen), _shapes(p, n, gen)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the per-core cost (generative_metrics runs one pair per core)
+    for variant, levels in (("pointflow", LEVELS_POINTFLOW), ("pvd", LEVELS_PVD)):
+        row, _ = _measure(
+            f"approxmatch {variant} {p} pairs x {n} pts",
+            "zoo approxmatch_emd (torch, 1 thread)",
+            lambda v=variant: approxmatch_emd(x1, x2, v),
+            1,
+        )
+        row.update(s_per_pair=row["median_s"] / p, cpu_s_per_pair=row["cpu_s"] / p)
+        row["exps_per_pair"] = len(levels) * n * n
+        rows.append(row)
+    torch.set_num_threads(threads)
+    s, r = _shapes(k, n, gen), _shapes(k, n, gen)
+    pairs = k * k + 2 * k * (k - 1)
+    row, m = _measure(
+        f"generative_metrics emd_pointflow {k} vs {k} x {n} pts",
+        f"zoo ({pairs} ordered pairs, PointFlow orientation)",
+        lambda: generative_metrics(s, r, distance="emd_pointflow"),
+        1,
+    )
+    full = 100 * 100 + 2 * 100 * 99
+    rate = _exp_rate()
+    # Kernel sets: one per S x R pair, one per unordered self pair (both orders share it).
+    exps = len(LEVELS_POINTFLOW) * n * n * (100 * 100 + 100 * 99)
+    row.update(
+        pairs=pairs,
+        result=m,
+        s_per_pair=row["median_s"] / pairs,
+        extrapolated_100_vs_100_s=row["median_s"] / pairs * full,
+        extrapolated_100_vs_100_idle_2core_s=row["cpu_s"] / pairs * full / 2,
+        exp_rate_per_s=rate,
+        exps_100_vs_100=exps,
+        cores=threads,
+        exp_bound_100_vs_100_s=exps / (rate * threads),
+    )
+    rows.append(row)
+    return rows
+
+
 def _fmt(row: dict) -> str:
     extra = ""
     for key in ("rel_diff_vs_first", "rel_err_vs_exact", "ms_per_pair", "s_per_pair"):
         if key in row:
             extra = f"{key}={row[key]:.3g}"
+    if "exp_bound_100_vs_100_s" in row:
+        extra += (
+            f"  exp-only bound 100 vs 100: {row['exp_bound_100_vs_100_s']:.0f} s "
+            f"({row['exps_100_vs_100']:.3g} exps at {row['exp_rate_per_s'] / 1e9:.2f} G/s/core "
+            f"x {row['cores']} cores)"
+        )
     if "extrapolated_100_vs_100_s" in row:
         extra += (
             f"  (100 vs 100 ~{row['extrapolated_100_vs_100_s'] / 3600:.1f} h wall here, "
@@ -212,18 +288,33 @@ def _fmt(row: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/metrics.json"))
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="JSON (default benchmarks/results/metrics.json, or metrics_approxmatch.json with "
+        "--only approxmatch)",
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--repeats-generative", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    parser.add_argument(
+        "--emd-sets", type=int, default=10, help="k for the k vs k approxmatch generation metrics"
+    )
+    parser.add_argument("--only", choices=["all", "approxmatch"], default="all")
     args = parser.parse_args()
     quick = args.quick
+    if args.out is None:
+        name = "metrics.json" if args.only == "all" else "metrics_approxmatch.json"
+        args.out = Path("benchmarks/results") / name
     load_start = os.getloadavg()
     rows: list[dict] = []
-    rows += bench_chamfer_large(20000 if quick else 100000, args.repeats)
-    rows += bench_chamfer_batch(8 if quick else 32, 2048, args.repeats)
-    rows += bench_generative(10 if quick else 100, 2048, args.repeats_generative)
-    rows += bench_emd(1 if quick else 3, quick)
+    if args.only == "all":
+        rows += bench_chamfer_large(20000 if quick else 100000, args.repeats)
+        rows += bench_chamfer_batch(8 if quick else 32, 2048, args.repeats)
+        rows += bench_generative(10 if quick else 100, 2048, args.repeats_generative)
+        rows += bench_emd(1 if quick else 3, quick)
+    rows += bench_approxmatch(4 if quick else args.emd_sets, 2048)
     print(f"{'task':<46} {'method':<58} {'wall s':>9} {'cpu s':>9}  extra")
     for row in rows:
         print(_fmt(row))

@@ -32,7 +32,7 @@ from zoo.pretrained import (
 
 REPO = Path(__file__).resolve().parents[1]
 ENTRIES = sorted(read_registry())
-MODELS = ["voxel_gan", "pointflow", "mesh_gcn", "deepsdf", "nerf", "ngp", "gaussians"]
+MODELS = ["voxel_gan", "pointflow", "mesh_gcn", "deepsdf", "nerf", "ngp", "gaussians", "pointnet"]
 
 
 def test_every_model_has_a_small_entry():

@@ -63,6 +63,9 @@ class Representation(abc.ABC):
         generative: whether ``sample`` draws new shapes (scored with MMD/COV/1-NNA).
         per_scene: whether the model is one fitted scene; it is then scored on that scene's
             held-out views (PSNR/SSIM) and, where the data has one, its ground-truth mesh.
+        classifier: whether the model labels shapes instead of making them (PointNet): it is
+            scored by held-out accuracy; ``reconstruct`` returns its label and ``sample`` /
+            ``to_mesh`` raise ``ValueError``.
     """
 
     name: ClassVar[str]
@@ -70,6 +73,7 @@ class Representation(abc.ABC):
     data_form: ClassVar[DataForm]
     generative: ClassVar[bool] = True
     per_scene: ClassVar[bool] = False  # fitted to one scene (NeRF): sample(1) is that scene
+    classifier: ClassVar[bool] = False  # labels shapes (PointNet): scored by accuracy
 
     def configure_from_data(self, info: dict[str, Any]) -> None:  # noqa: B027
         """Build the parts that depend on the data (number of training shapes, scene bounds,

@@ -55,6 +55,8 @@ def run_sample(cfg: DictConfig) -> list[Path]:
         model, _ = load_model(cfg.ckpt, map_location=pick_device(cfg.device))
     except CheckpointError as e:
         fail(str(e))
+    if model.classifier:
+        fail(f"{cfg.ckpt}: {model.name} is a classifier; it draws no shapes (see zoo.eval)")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     shapes = model.sample(int(cfg.n), seed=cfg.get("seed"))

@@ -50,6 +50,8 @@ def run_view(cfg: DictConfig) -> None:
             model, meta = load_model(cfg.ckpt, map_location=device)
     except CheckpointError as e:
         fail(str(e))
+    if model.classifier:
+        fail(f"{model.name} is a classifier: it has no shapes to view (see zoo.eval)")
     model.eval()
     fields = ViewOptions.__dataclass_fields__
     options = ViewOptions(**{k: cfg[k] for k in fields if k in cfg})

@@ -57,7 +57,9 @@ def test_points_form(synth_root: Path) -> None:
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
     assert batch["points"].shape == (3, 256, 3) and batch["points"].dtype == torch.float32
-    assert batch["idx"].dtype == torch.int64 and set(batch) == {"points", "idx"}
+    assert batch["idx"].dtype == torch.int64 and set(batch) == {"points", "idx", "synset"}
+    items = dm.items("train")  # the category label of each shape (PointNet's classes)
+    assert batch["synset"] == [items[int(i)].synset for i in batch["idx"]]
     # A fresh random subset of the shape's training points (cloud[:2000] of 3000) each time.
     ds = dm.dataset("train")
     a, b = ds[0]["points"], ds[0]["points"]

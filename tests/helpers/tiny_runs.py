@@ -36,6 +36,16 @@ _VIEWS = [
 ]
 
 TINY: dict[str, list[str]] = {
+    "pointnet": [
+        *_SHAPES,
+        "data.batch_size=4",
+        "model.hidden=[8,16]",
+        "model.head=[16]",
+        "model.train_points=64",
+        "model.input_points=256",
+        "trainer.max_steps=10",
+        "trainer.val_check_interval=5",
+    ],
     "voxel_gan": [
         *_SHAPES,
         "data.batch_size=4",

@@ -15,6 +15,12 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.parametrize("model", registered_names())
 def test_sample_of_an_untrained_checkpoint_writes_what_it_can(model, synth_root, tmp_path):
+    from zoo.models.registry import registered_models
+
+    if registered_models()[model].classifier:
+        pytest.skip(
+            "a classifier draws no shapes: see test_classifier_sample_is_refused_with_one_line"
+        )
     run_dir = tmp_path / "run"
     check(
         run(
@@ -51,3 +57,25 @@ def test_sample_of_an_untrained_checkpoint_writes_what_it_can(model, synth_root,
             assert f"warning: shape {i}: no surface" in proc.stdout, proc.stdout
         if f"{model}_{i:03d}_points.ply" not in written:
             assert f"warning: shape {i}: no surface points" in proc.stdout, proc.stdout
+
+
+def test_classifier_sample_is_refused_with_one_line(synth_root, tmp_path):
+    """``zoo.sample`` on a classifier (PointNet): one ``error:`` line, exit 2, nothing written."""
+    run_dir = tmp_path / "run"
+    check(
+        run(
+            "zoo.train",
+            *tiny_run_args("pointnet", synth_root, run_dir, "logger=none", "trainer.max_steps=1"),
+        )
+    )
+    out = tmp_path / "samples"
+    proc = run(
+        "zoo.sample",
+        f"ckpt={run_dir / 'checkpoints' / 'last.ckpt'}",
+        f"out={out}",
+        f"hydra.run.dir={tmp_path / 's'}",
+    )
+    text = proc.stdout + proc.stderr
+    assert "Traceback" not in text and proc.returncode == 2, text[-3000:]
+    assert "error:" in proc.stderr and "classifier" in proc.stderr
+    assert not out.exists()

@@ -25,6 +25,12 @@ COLUMNS: list[tuple[str, str, float, str]] = [
     ("gen/mmd_cd", "MMD-CD x1e3 ↓", 1e3, "{:.3f}"),
     ("gen/cov_cd", "COV-CD ↑", 1.0, "{:.3f}"),
     ("gen/1nna_cd", "1-NNA-CD (0.5 best)", 1.0, "{:.3f}"),
+    ("gen/mmd_emd", "MMD-EMD x1e2 ↓", 1e2, "{:.3f}"),
+    ("gen/cov_emd", "COV-EMD ↑", 1.0, "{:.3f}"),
+    ("gen/1nna_emd", "1-NNA-EMD (0.5 best)", 1.0, "{:.3f}"),
+    ("gen/jsd", "JSD x1e2 ↓", 1e2, "{:.3f}"),
+    ("gen/fpd", "FPD* ↓", 1.0, "{:.3f}"),
+    ("gen/p_is", "P-IS* ↑", 1.0, "{:.3f}"),
     ("show/chamfer_l2", "show CD-L2 x1e3 ↓", 1e3, "{:.3f}"),
     ("show/psnr", "PSNR dB ↑", 1.0, "{:.2f}"),
     ("show/ssim", "SSIM ↑", 1.0, "{:.3f}"),
@@ -63,6 +69,15 @@ CONVENTIONS = [
     "MMD / COV / 1-NNA (PointFlow's definitions, Chamfer as the distance, no normalisation "
     "inside): as many samples as held-out reference shapes; 1-NNA ideal is 0.5, lower is "
     "better down to 0.5.",
+    "EMD columns: PointFlow's approximate EMD (the approxmatch of Fan et al. 2017 as in "
+    "PointFlow's evaluation code: 9 annealing levels, Euclidean cost, divided by N; not the "
+    "exact EMD), with PointFlow's argument order; MMD-EMD shown x1e2 as in PointFlow's tables.",
+    "JSD: PointFlow's Jensen-Shannon divergence (bits) between the pooled point counts of the "
+    "samples and of the references on a 28^3 grid clipped to the unit-diameter sphere; x1e2.",
+    "FPD* / P-IS*: TreeGAN's Frechet PointNet Distance (all stages of the classifier) and "
+    "Point-E's P-IS, computed with the zoo's own PointNet classifier (pointnet-synthshapes, "
+    "trained on the synthshapes categories): NOT comparable with the papers' numbers, which "
+    "used other networks and data; compare rows of this table only.",
     "show *: the showcase shape (the first held-out shape of the showcase category), the same "
     "for every model, rendered by the same held-out cameras. Radiance models are compared "
     "with the colour ground-truth renders; the others (no colour) are ray-cast with grey "

@@ -2,9 +2,10 @@
 
 Forms and their training batches (dicts; ``idx`` is the shape's index in its split):
 
-- ``points``: ``{"points": (B, N, 3), "idx": (B,)}``, a fresh random N-subset of the first
-  10,000 points of the shape's 15k surface cloud each time (PointFlow's PC15k protocol; the
-  other 5,000 are the held-out points used for validation/test batches and evaluation).
+- ``points``: ``{"points": (B, N, 3), "idx": (B,), "synset": the B category ids}``, a fresh
+  random N-subset of the first 10,000 points of the shape's 15k surface cloud each time
+  (PointFlow's PC15k protocol; the other 5,000 are the held-out points used for
+  validation/test batches and evaluation).
 - ``voxels``: ``{"voxels": (B, 1, R, R, R) float32 occupancy, "idx"}``.
 - ``sdf``: ``{"sdf": (B, S, 4) x, y, z, sdf, "idx"}``, S/2 samples from ``pos`` and S/2 from
   ``neg`` drawn with replacement (DeepSDF's ``unpack_sdf_samples``).
@@ -108,7 +109,11 @@ class PointsDataset(Dataset):
         item = self.items[i]
         cloud = pc15k.load_cloud(item.cloud, None)  # (K, 3)
         sel = self.select(len(cloud))
-        out: dict[str, Any] = {"points": torch.from_numpy(cloud)[sel], "idx": i}
+        out: dict[str, Any] = {
+            "points": torch.from_numpy(cloud)[sel],
+            "idx": i,
+            "synset": item.synset,  # the category label (zoo.models.pointnet)
+        }
         if self.with_normals:
             normals = pc15k.load_cloud(item.normals, len(cloud), field="normals")
             out["normals"] = torch.from_numpy(normals)[sel]

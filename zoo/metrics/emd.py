@@ -1,4 +1,4 @@
-"""Earth mover's distance between equal-size point clouds (optimal one-to-one matching).
+"""Earth mover's distance between equal-size point clouds: exact, bounded, or as papers ran it.
 
 Definition (Rubner et al. 2000; the point-cloud EMD of Fan et al. 2017 and PointFlow, Yang et
 al. 2019, whose ``emd / N`` is this mean)::
@@ -24,10 +24,18 @@ Methods:
   (``benchmarks/bench_metrics.py``). The error grows with N / leaf_size: at N >> 10^4 expect
   several percent for similar clouds (not measurable here: exact is out of reach).
 - ``"auto"`` (default): exact for N <= ``exact_max_points`` (4096), approx above.
+- ``"pointflow"`` / ``"pvd"``: **not** the exact EMD but the approximate matching of Fan et al.
+  2017 (CUDA ``approxmatch``) with which the papers' tables were made: PointFlow's variant
+  (9 annealing levels, Euclidean cost; PointFlow, SoftFlow, ShapeGF ...) or PVD/LION's (10
+  levels with the level-0 pass, *squared* cost, values ~10x larger on ShapeNet). See
+  ``zoo.metrics.approxmatch``; ``x`` takes the kernels' first argument (PointFlow passes the
+  reference cloud there). Use these to put a number beside a paper's table.
 
 The solver runs on the CPU in float64 (inputs on another device are copied); the returned mean
 is recomputed in torch from the matching, so it lives on the input device and is
-differentiable w.r.t. both clouds (the matching itself is piecewise constant).
+differentiable w.r.t. both clouds (the matching itself is piecewise constant). The
+``"pointflow"`` / ``"pvd"`` methods run in torch on the input device (batched, GPU too) and
+are not differentiable.
 """
 
 from __future__ import annotations
@@ -41,13 +49,15 @@ from scipy.spatial.distance import cdist
 from torch import Tensor
 
 from zoo.metrics._checks import float_dtype, point_pair, unbatch
+from zoo.metrics.approxmatch import approxmatch_emd
 from zoo.metrics.knn import to_numpy64
 
 EXACT_MAX_POINTS = 4096
 APPROX_LEAF_SIZE = 512
 APPROX_ITERATIONS = 8
 
-Method = Literal["auto", "exact", "approx"]
+Method = Literal["auto", "exact", "approx", "pointflow", "pvd"]
+METHODS = ("auto", "exact", "approx", "pointflow", "pvd")
 
 
 def earth_movers_distance(
@@ -60,11 +70,12 @@ def earth_movers_distance(
     iterations: int = APPROX_ITERATIONS,
     seed: int = 0,
 ) -> Tensor:
-    """Mean matched Euclidean distance of the optimal one-to-one matching (see module docstring).
+    """EMD of x and y: the mean matched Euclidean distance of the optimal one-to-one matching,
+    or a paper's approximation of it (``"pointflow"``, ``"pvd"``; module docstring).
 
     Args:
         x, y: (N, 3) or (B, N, 3) clouds with the same number of points.
-        method: ``"auto"``, ``"exact"`` or ``"approx"``.
+        method: ``"auto"``, ``"exact"``, ``"approx"``, ``"pointflow"`` or ``"pvd"``.
         exact_max_points: largest N solved exactly by ``"auto"``.
         leaf_size, iterations, seed: parameters of ``"approx"`` (the seed makes it deterministic).
     Returns:
@@ -76,8 +87,10 @@ def earth_movers_distance(
             "earth_movers_distance needs clouds of equal size, got "
             f"x {tuple(x.shape)} and y {tuple(y.shape)}"
         )
-    if method not in ("auto", "exact", "approx"):
-        raise ValueError(f"method must be 'auto', 'exact' or 'approx', got {method!r}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method in ("pointflow", "pvd"):
+        return unbatch(approxmatch_emd(xb, yb, method), batched)
     if leaf_size < 2 or iterations < 0:
         raise ValueError(f"need leaf_size >= 2 and iterations >= 0, got {leaf_size}, {iterations}")
     n = xb.shape[1]

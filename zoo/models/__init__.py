@@ -1,5 +1,25 @@
 """Every model of the zoo; importing this package registers them (see ``registry``)."""
 
-from zoo.models import deepsdf, gaussians, mesh_gcn, mipnerf, nerf, ngp, pointflow, voxel_gan
+from zoo.models import (
+    deepsdf,
+    gaussians,
+    mesh_gcn,
+    mipnerf,
+    nerf,
+    ngp,
+    pointflow,
+    pointnet,
+    voxel_gan,
+)
 
-__all__ = ["deepsdf", "gaussians", "mesh_gcn", "mipnerf", "nerf", "ngp", "pointflow", "voxel_gan"]
+__all__ = [
+    "deepsdf",
+    "gaussians",
+    "mesh_gcn",
+    "mipnerf",
+    "nerf",
+    "ngp",
+    "pointflow",
+    "pointnet",
+    "voxel_gan",
+]
