@@ -74,28 +74,49 @@ def variant_settings(variant: str) -> tuple[tuple[float, ...], bool]:
     raise ValueError(f"approxmatch variant must be 'pointflow' or 'pvd', got {variant!r}")
 
 
-def approxmatch_emd(x1: Tensor, x2: Tensor, variant: Variant = "pointflow") -> Tensor:
+Workspace = dict[str, Tensor]
+
+
+def approxmatch_emd(
+    x1: Tensor, x2: Tensor, variant: Variant = "pointflow", workspace: Workspace | None = None
+) -> Tensor:
     """Approximate EMD of each pair ``(x1[p], x2[p])`` (module docstring), divided by N.
 
     Args:
         x1: (P, N, 3) first clouds (PointFlow: the reference). x2: (P, N, 3) second clouds.
         variant: ``"pointflow"`` (9 levels, Euclidean cost) or ``"pvd"`` (10 levels with the
             level-0 pass, squared cost).
+        workspace: a dict the caller keeps (one per thread) to reuse the (P, N, M) buffers
+            across calls. Without it, many calls from worker threads fragment glibc's
+            per-thread heaps (measured: +3.5 MB resident per 2048-point pair, 24 GB and an
+            out-of-memory kill at 100 vs 100).
     Returns:
         (P,) costs in the dtype of the inputs (float32 at least), on their device. Not
         differentiable (computed under ``no_grad``).
     """
-    return _batched(x1, x2, variant, both=False)
+    return _batched(x1, x2, variant, both=False, workspace=workspace)
 
 
-def approxmatch_emd_both(x1: Tensor, x2: Tensor, variant: Variant = "pointflow") -> Tensor:
+def approxmatch_emd_both(
+    x1: Tensor, x2: Tensor, variant: Variant = "pointflow", workspace: Workspace | None = None
+) -> Tensor:
     """(P, 2): ``approxmatch_emd(x1, x2)`` and ``approxmatch_emd(x2, x1)`` in one go, sharing
     each level's kernel (its transpose serves the swapped order): ~40 % less work than two
     calls. Used for the self-distance matrices of the generation metrics."""
-    return _batched(x1, x2, variant, both=True)
+    return _batched(x1, x2, variant, both=True, workspace=workspace)
 
 
-def _batched(x1: Tensor, x2: Tensor, variant: str, both: bool) -> Tensor:
+def _buffer(workspace: Workspace, name: str, like: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """A (reused) uninitialised buffer of ``shape`` with the dtype and device of ``like``."""
+    buf = workspace.get(name)
+    if buf is None or buf.shape != shape or buf.dtype != like.dtype or buf.device != like.device:
+        buf = workspace[name] = torch.empty(shape, dtype=like.dtype, device=like.device)
+    return buf
+
+
+def _batched(
+    x1: Tensor, x2: Tensor, variant: str, both: bool, workspace: Workspace | None
+) -> Tensor:
     levels, squared = variant_settings(variant)
     if x1.ndim != 3 or x1.shape != x2.shape or x1.shape[-1] != 3:
         raise ValueError(
@@ -109,17 +130,20 @@ def _batched(x1: Tensor, x2: Tensor, variant: str, both: bool) -> Tensor:
     with torch.no_grad():
         for s in range(0, p, chunk):
             a, b = x1[s : s + chunk].to(dtype), x2[s : s + chunk].to(dtype)
-            out.append(_approxmatch_chunk(a, b, levels, squared, both) / n)
+            ws = {} if workspace is None else workspace
+            out.append(_approxmatch_chunk(a, b, levels, squared, both, ws) / n)
     return torch.cat(out)
 
 
-def _sq_dist(a: Tensor, b: Tensor) -> Tensor:
+def _sq_dist(a: Tensor, b: Tensor, workspace: Workspace) -> Tensor:
     """(P, N, M) squared distances from coordinate differences (no cancellation, like the
     kernels' ``(x2-x1)*(x2-x1) + ...``), one contiguous coordinate plane at a time."""
     ac = a.transpose(1, 2).contiguous()  # (P, 3, N)
     bc = b.transpose(1, 2).contiguous()  # (P, 3, M)
-    d2 = torch.sub(ac[:, 0, :, None], bc[:, 0, None, :]).square_()  # (P, N, M)
-    diff = torch.empty_like(d2)
+    shape = (a.shape[0], a.shape[1], b.shape[1])
+    d2 = _buffer(workspace, "d2", a, shape)
+    diff = _buffer(workspace, "diff", a, shape)
+    torch.sub(ac[:, 0, :, None], bc[:, 0, None, :], out=d2).square_()  # (P, N, M)
     for c in (1, 2):
         torch.sub(ac[:, c, :, None], bc[:, c, None, :], out=diff)
         d2.addcmul_(diff, diff)
@@ -142,22 +166,29 @@ def _one_pass(
 
 
 def _approxmatch_chunk(
-    a: Tensor, b: Tensor, levels: tuple[float, ...], squared: bool, both: bool = False
+    a: Tensor,
+    b: Tensor,
+    levels: tuple[float, ...],
+    squared: bool,
+    both: bool,
+    workspace: Workspace,
 ) -> Tensor:
     """Total match cost (P,) of x1 = a (P, N, 3), x2 = b (P, M, 3), N == M (unit masses).
 
     With ``both``: (P, 2), the costs of (x1=a, x2=b) and of (x1=b, x2=a). The second
     orientation's kernel is the transpose of the first's, so each level's exponentials (the
     bulk of the work) serve both."""
-    d2 = _sq_dist(a, b)  # (P, N, M)
-    cost_m = d2 if squared else d2.sqrt()  # (P, N, M) the cost of moving unit mass
+    d2 = _sq_dist(a, b, workspace)  # (P, N, M)
+    cost_m = d2  # (P, N, M) the cost of moving unit mass
+    if not squared:
+        cost_m = torch.sqrt(d2, out=_buffer(workspace, "cost", d2, tuple(d2.shape)))
     p, n, m = d2.shape
     ones = {"dtype": a.dtype, "device": a.device}
     state = [(torch.ones(p, n, 1, **ones), torch.ones(p, m, 1, **ones))]  # (remain_l, remain_r)
     if both:
         state.append((torch.ones(p, m, 1, **ones), torch.ones(p, n, 1, **ones)))
     total = torch.zeros(p, len(state), **ones)
-    k = torch.empty_like(d2)
+    k = _buffer(workspace, "k", d2, tuple(d2.shape))
     kt = k.transpose(1, 2)  # a view: the kernel of the swapped orientation
     d2_max = float(d2.max())
     for level in levels:

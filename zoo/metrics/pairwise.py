@@ -34,6 +34,7 @@ ordered pairs (19,900 kernel sets); see ``benchmarks/bench_metrics.py``.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
@@ -235,14 +236,16 @@ def _approxmatch_matrix(a: Tensor, b: Tensor | None, variant: str) -> Tensor:
     cpu = a.device.type == "cpu"
     chunk = 1 if cpu else _APPROX_PAIRS
     starts = range(0, idx.shape[0], chunk)
+    local = threading.local()  # one reused buffer set per worker thread (see approxmatch_emd)
 
     def run(s: int) -> Tensor:
         if cpu:
             torch.set_num_threads(1)  # this worker thread only
+        ws = local.__dict__.setdefault("workspace", {})
         i, j = idx[s : s + chunk, 0], idx[s : s + chunk, 1]
         if sym:  # (x1=a_j, x2=a_i) -> D[i, j] and (x1=a_i, x2=a_j) -> D[j, i]
-            return approxmatch_emd_both(a[j], a[i], variant)  # type: ignore[arg-type]
-        return approxmatch_emd(bb[j], a[i], variant)  # type: ignore[arg-type]
+            return approxmatch_emd_both(a[j], a[i], variant, ws)  # type: ignore[arg-type]
+        return approxmatch_emd(bb[j], a[i], variant, ws)  # type: ignore[arg-type]
 
     if cpu:
         with ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads())) as pool:
