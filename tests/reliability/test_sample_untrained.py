@@ -13,14 +13,16 @@ from tests.reliability.clirun import check, run
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("model", registered_names())
-def test_sample_of_an_untrained_checkpoint_writes_what_it_can(model, synth_root, tmp_path):
+def _names(classifier: bool) -> list[str]:
+    """Registered models that are (or are not) classifiers: classifiers draw no shapes."""
     from zoo.models.registry import registered_models
 
-    if registered_models()[model].classifier:
-        pytest.skip(
-            "a classifier draws no shapes: see test_classifier_sample_is_refused_with_one_line"
-        )
+    models = registered_models()
+    return [m for m in registered_names() if bool(models[m].classifier) == classifier]
+
+
+def _train_one_step(model: str, synth_root, tmp_path):
+    """The checkpoint of ``model`` after one tiny training step."""
     run_dir = tmp_path / "run"
     check(
         run(
@@ -28,10 +30,16 @@ def test_sample_of_an_untrained_checkpoint_writes_what_it_can(model, synth_root,
             *tiny_run_args(model, synth_root, run_dir, "logger=none", "trainer.max_steps=1"),
         )
     )
+    return run_dir / "checkpoints" / "last.ckpt"
+
+
+@pytest.mark.parametrize("model", _names(classifier=False))
+def test_sample_of_an_untrained_checkpoint_writes_what_it_can(model, synth_root, tmp_path):
+    ckpt = _train_one_step(model, synth_root, tmp_path)
     out = tmp_path / "samples"
     proc = run(
         "zoo.sample",
-        f"ckpt={run_dir / 'checkpoints' / 'last.ckpt'}",
+        f"ckpt={ckpt}",
         "n=2",
         f"out={out}",
         "render_size=32",
@@ -59,19 +67,14 @@ def test_sample_of_an_untrained_checkpoint_writes_what_it_can(model, synth_root,
             assert f"warning: shape {i}: no surface points" in proc.stdout, proc.stdout
 
 
-def test_classifier_sample_is_refused_with_one_line(synth_root, tmp_path):
+@pytest.mark.parametrize("model", _names(classifier=True))
+def test_classifier_sample_is_refused_with_one_line(model, synth_root, tmp_path):
     """``zoo.sample`` on a classifier (PointNet): one ``error:`` line, exit 2, nothing written."""
-    run_dir = tmp_path / "run"
-    check(
-        run(
-            "zoo.train",
-            *tiny_run_args("pointnet", synth_root, run_dir, "logger=none", "trainer.max_steps=1"),
-        )
-    )
+    ckpt = _train_one_step(model, synth_root, tmp_path)
     out = tmp_path / "samples"
     proc = run(
         "zoo.sample",
-        f"ckpt={run_dir / 'checkpoints' / 'last.ckpt'}",
+        f"ckpt={ckpt}",
         f"out={out}",
         f"hydra.run.dir={tmp_path / 's'}",
     )
