@@ -9,6 +9,7 @@ import pytest
 import torch
 from _metrics_helpers import devices, random_cubes, random_ellipsoids
 
+from zoo.metrics import _approxmatch_native as native
 from zoo.metrics import earth_movers_distance, generative_metrics, pairwise_distances
 from zoo.metrics.approxmatch import (
     LEVELS_POINTFLOW,
@@ -17,16 +18,20 @@ from zoo.metrics.approxmatch import (
     approxmatch_emd_both,
 )
 
+BACKENDS = ["fused", "torch"]
+
 
 def approxmatch_loop(x1: list, x2: list, levels: tuple[float, ...], squared: bool) -> float:
     """Naive reference: the CUDA kernels' three sweeps per level, one scalar at a time, with the
-    match matrix stored (as ``approxmatch`` + ``matchcost`` do), divided by N."""
+    match matrix stored (as ``approxmatch`` + ``matchcost`` do), divided by N. The initial
+    masses are the kernel's ``multiL``, ``multiR`` (C integer division)."""
     n, m = len(x1), len(x2)
 
     def d2(k: int, l: int) -> float:
         return sum((x2[l][c] - x1[k][c]) ** 2 for c in range(3))
 
-    remain_l, remain_r = [1.0] * n, [1.0] * m
+    multi_l, multi_r = (1, n // m) if n >= m else (m // n, 1)
+    remain_l, remain_r = [float(multi_l)] * n, [float(multi_r)] * m
     match = [[0.0] * m for _ in range(n)]
     for level in levels:
         ratio_l, ratio_r = [0.0] * n, [0.0] * m
@@ -64,23 +69,85 @@ def test_levels_are_the_kernels() -> None:
     assert LEVELS_PVD == LEVELS_POINTFLOW + (0.0,)
 
 
+def _clouds(spread: float, n: int, m: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two (2, n, 3), (2, m, 3) float64 clouds of unequal spread (anisotropic, shifted)."""
+    g = torch.Generator().manual_seed(seed)
+    x1 = torch.randn(2, n, 3, generator=g, dtype=torch.float64) * spread
+    x2 = torch.randn(2, m, 3, generator=g, dtype=torch.float64) * spread
+    return x1, x2 * torch.tensor([1.0, 0.3, 2.5], dtype=torch.float64) + 0.2 * spread
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("variant", ["pointflow", "pvd"])
-@pytest.mark.parametrize("spread", [0.04, 0.3, 2.0])
-def test_matches_the_loop_transcription(variant: str, spread: float) -> None:
-    """Clouds of unequal spread (anisotropic, shifted): agreement to 1e-5 relative, in float64
-    and in float32 (the kernels' precision)."""
-    g = torch.Generator().manual_seed(int(spread * 100))
-    x1 = torch.randn(2, 24, 3, generator=g, dtype=torch.float64) * spread
-    x2 = torch.randn(2, 24, 3, generator=g, dtype=torch.float64) * spread
-    x2 = x2 * torch.tensor([1.0, 0.3, 2.5], dtype=torch.float64) + 0.2 * spread
+@pytest.mark.parametrize(("spread", "n", "m"), [(0.04, 24, 24), (0.3, 24, 17), (2.0, 17, 40)])
+def test_matches_the_loop_transcription(
+    backend: str, variant: str, spread: float, n: int, m: int
+) -> None:
+    """Clouds of unequal spread and size (N != M: the kernel's masses 1 and m // n): agreement
+    to 1e-5 relative, in float64 and in float32 (the kernels' precision), for the fused C++
+    kernel and the torch path."""
+    x1, x2 = _clouds(spread, n, m, int(spread * 100) + n + m)
     levels, squared = VARIANTS[variant]
-    got64 = approxmatch_emd(x1, x2, variant)  # type: ignore[arg-type]
-    got32 = approxmatch_emd(x1.float(), x2.float(), variant)  # type: ignore[arg-type]
+    got64 = approxmatch_emd(x1, x2, variant, backend=backend)  # type: ignore[arg-type]
+    got32 = approxmatch_emd(x1.float(), x2.float(), variant, backend=backend)  # type: ignore[arg-type]
     assert got64.dtype == torch.float64 and got32.dtype == torch.float32
     for p in range(2):
         ref = approxmatch_loop(x1[p].tolist(), x2[p].tolist(), levels, squared)
         assert got64[p].item() == pytest.approx(ref, rel=1e-5)
         assert got32[p].item() == pytest.approx(ref, rel=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["pointflow", "pvd"])
+def test_fused_kernel_skips_only_exact_zeros(variant: str) -> None:
+    """Clouds spread wide enough that the fused kernel skips blocks at the steep levels (it
+    evaluates fewer than the 2 * levels * N * M dense exponentials); the result still equals the
+    loop transcription, in float32 and float64, and so do both orders at once."""
+    x1, x2 = _clouds(1.0, 64, 64, 7)
+    levels, squared = VARIANTS[variant]
+    idx = torch.arange(2)
+    evals = torch.zeros(2, dtype=torch.int64)
+    both = native.approxmatch_cost(
+        x1.float(), idx, x2.float(), idx, levels, squared, True, 1, evals
+    )
+    dense = 2 * len(levels) * 64 * 64
+    assert (evals < 0.9 * dense).all() and (evals > 0).all()
+    for p in range(2):
+        ref = approxmatch_loop(x1[p].tolist(), x2[p].tolist(), levels, squared)
+        swapped = approxmatch_loop(x2[p].tolist(), x1[p].tolist(), levels, squared)
+        assert both[p, 0].item() / 64 == pytest.approx(ref, rel=1e-5)
+        assert both[p, 1].item() / 64 == pytest.approx(swapped, rel=1e-5)
+        got64 = approxmatch_emd(x1[p : p + 1], x2[p : p + 1], variant, backend="fused")  # type: ignore[arg-type]
+        assert got64.item() == pytest.approx(ref, rel=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["pointflow", "pvd"])
+def test_fused_equals_torch_on_shapes(variant: str) -> None:
+    """512-point shapes in float32 (the benchmark's setting at a quarter size): the fused
+    kernel and the torch path agree to 1e-5 relative, one order and both orders."""
+    a = random_ellipsoids(2, 512, torch.Generator().manual_seed(20))
+    b = random_cubes(2, 512, torch.Generator().manual_seed(21))
+    fused = approxmatch_emd_both(a, b, variant, backend="fused")  # type: ignore[arg-type]
+    ref = approxmatch_emd_both(a, b, variant, backend="torch")  # type: ignore[arg-type]
+    torch.testing.assert_close(fused, ref, rtol=1e-5, atol=0)
+    one = approxmatch_emd(b, a, variant, backend="fused")  # type: ignore[arg-type]
+    torch.testing.assert_close(one, ref[:, 1], rtol=1e-5, atol=0)
+
+
+def test_without_a_compiler_the_torch_path_runs_with_one_warning(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    monkeypatch.setattr(native, "_state", {})
+    monkeypatch.setenv("CXX", "/nonexistent/g++")
+    x1, x2 = _clouds(0.3, 20, 20, 3)
+    expected = approxmatch_emd(x1, x2, backend="torch")
+    with pytest.warns(RuntimeWarning, match="could not be built"):
+        got = approxmatch_emd(x1, x2)
+    torch.testing.assert_close(got, expected)
+    d = pairwise_distances(x1.float(), None, "emd_pointflow")  # no second warning, torch path
+    assert d[0, 1].item() == pytest.approx(approxmatch_emd(x1[1:], x1[:1]).item(), rel=1e-5)
+    with pytest.raises(RuntimeError, match="could not be built"):
+        approxmatch_emd(x1, x2, backend="fused")
+    monkeypatch.setattr(native, "_state", {})  # the next test loads the real kernel again
 
 
 def _grid(spacing: float) -> torch.Tensor:

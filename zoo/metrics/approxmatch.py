@@ -35,16 +35,35 @@ follows that orientation (see there). Its value is not the exact EMD: it is a fe
 (sub-)transport plan's cost, so it can be below the exact EMD when mass is left unmatched (the
 pointflow variant) and is generally above it for matched mass.
 
-This is a reimplementation from the kernels' arithmetic, vectorised in torch over a batch of
-pairs (``(P, N, M)`` kernel matrices), on any device. The matrix ``K`` of a level is computed
-once and reused by the three sums (the CUDA kernel recomputes it three times); the cost is
-accumulated per level as ``ratioL^T (K * c) ratioR`` instead of storing ``match``. Kernel
-exponents below -80 are clamped there (weights below 2e-35 instead of ~0; the CUDA ``__expf``
-flushes them to 0 below about -87; torch's float32 exp is ~10x slower on such arguments): the
-change to any sum is below 1e-25 even after the 1e9 amplification of ``ratioL``. Inputs in
-float32 run in float32 (as the CUDA kernels did), float64 in float64. Per pair and level:
-N*M exponentials and ~6 N*M multiply-adds; see ``benchmarks/bench_metrics.py`` for the
-measured throughput.
+Two implementations of the same arithmetic (``backend``):
+
+- ``"fused"`` (CPU tensors; the default there): the C++ kernel ``approxmatch_cpu.cpp``, built on
+  first use for the CPU that runs it (``zoo.metrics._approxmatch_native``: the system ``g++``,
+  ``-O3 -march=native``, cached under ``~/.cache/zoo/kernels``) and run on
+  ``torch.get_num_threads()`` threads, one pair per thread. Per level it makes two sweeps over
+  the rows, computing each kernel entry from the coordinates in each (2 exponentials per entry
+  and level, none of the 16 MB matrices of a 2048-point pair is stored: the work stays in L1),
+  with its own vectorised float32 exponential (~2 ulp, exactly 0 below -87: the CUDA
+  ``__expf`` flushes there too). Columns are visited in Morton-ordered blocks of 16 points;
+  a block whose bounding box lies so far from the row point that every entry is that exact 0
+  is skipped, which at the steep levels (-16384 .. -256) skips most of the work without
+  changing any sum. Both argument orders of a pair share each exponential
+  (``approxmatch_emd_both``). About 20 ms of one core per 2048-point pair (the torch path:
+  ~65-90 ms); see ``benchmarks/bench_metrics.py``.
+- ``"torch"`` (any device; the choice for non-CPU tensors, and the fallback with one warning
+  when the C++ kernel cannot be built): vectorised over a batch of pairs (``(P, N, M)`` kernel
+  matrices). ``K`` is computed once per level and reused by the three sums (the CUDA kernel
+  recomputes it three times); the cost is accumulated per level as
+  ``ratioL^T (K * c) ratioR`` instead of storing ``match``. Kernel exponents below -80 are
+  clamped there (weights below 2e-35 instead of ~0; torch's float32 exp is ~10x slower on such
+  arguments): the change to any sum is below 1e-25 even after the 1e9 amplification of
+  ``ratioL``.
+
+Inputs in float32 run in float32 (as the CUDA kernels did), float64 in float64 (the fused
+kernel uses libm's exp there: for checking, not speed); the fused kernel sums each level's cost
+in float64. Clouds of different sizes N != M start with the kernel's masses
+(``multiL = m / n``, ``multiR = n / m`` in C integer division: 1 for the smaller side); the
+cost is divided by N, as PointFlow's wrapper does (it asserts N == M).
 """
 
 from __future__ import annotations
@@ -75,35 +94,89 @@ def variant_settings(variant: str) -> tuple[tuple[float, ...], bool]:
 
 
 Workspace = dict[str, Tensor]
+Backend = Literal["auto", "fused", "torch"]
 
 
 def approxmatch_emd(
-    x1: Tensor, x2: Tensor, variant: Variant = "pointflow", workspace: Workspace | None = None
+    x1: Tensor,
+    x2: Tensor,
+    variant: Variant = "pointflow",
+    workspace: Workspace | None = None,
+    backend: Backend = "auto",
 ) -> Tensor:
     """Approximate EMD of each pair ``(x1[p], x2[p])`` (module docstring), divided by N.
 
     Args:
-        x1: (P, N, 3) first clouds (PointFlow: the reference). x2: (P, N, 3) second clouds.
+        x1: (P, N, 3) first clouds (PointFlow: the reference). x2: (P, M, 3) second clouds.
         variant: ``"pointflow"`` (9 levels, Euclidean cost) or ``"pvd"`` (10 levels with the
             level-0 pass, squared cost).
-        workspace: a dict the caller keeps (one per thread) to reuse the (P, N, M) buffers
-            across calls. Without it, many calls from worker threads fragment glibc's
-            per-thread heaps (measured: +3.5 MB resident per 2048-point pair, 24 GB and an
-            out-of-memory kill at 100 vs 100).
+        workspace: torch path only: a dict the caller keeps (one per thread) to reuse the
+            (P, N, M) buffers across calls. Without it, many calls from worker threads fragment
+            glibc's per-thread heaps (measured: +3.5 MB resident per 2048-point pair, 24 GB and
+            an out-of-memory kill at 100 vs 100).
+        backend: ``"auto"`` (the fused C++ kernel for CPU tensors when it builds, else torch),
+            ``"fused"`` (CPU only; an error if it cannot be built) or ``"torch"``.
     Returns:
         (P,) costs in the dtype of the inputs (float32 at least), on their device. Not
         differentiable (computed under ``no_grad``).
     """
-    return _batched(x1, x2, variant, both=False, workspace=workspace)
+    return _batched(x1, x2, variant, both=False, workspace=workspace, backend=backend)
 
 
 def approxmatch_emd_both(
-    x1: Tensor, x2: Tensor, variant: Variant = "pointflow", workspace: Workspace | None = None
+    x1: Tensor,
+    x2: Tensor,
+    variant: Variant = "pointflow",
+    workspace: Workspace | None = None,
+    backend: Backend = "auto",
 ) -> Tensor:
     """(P, 2): ``approxmatch_emd(x1, x2)`` and ``approxmatch_emd(x2, x1)`` in one go, sharing
     each level's kernel (its transpose serves the swapped order): ~40 % less work than two
     calls. Used for the self-distance matrices of the generation metrics."""
-    return _batched(x1, x2, variant, both=True, workspace=workspace)
+    return _batched(x1, x2, variant, both=True, workspace=workspace, backend=backend)
+
+
+def use_fused(device: torch.device, backend: Backend) -> bool:
+    """Whether ``backend`` runs the fused C++ kernel for tensors on ``device`` (building it on
+    first use; ``"auto"`` falls back to torch with one warning if it cannot be built)."""
+    if backend not in ("auto", "fused", "torch"):
+        raise ValueError(f"backend must be 'auto', 'fused' or 'torch', got {backend!r}")
+    if backend == "torch" or (backend == "auto" and device.type != "cpu"):
+        return False
+    if device.type != "cpu":
+        raise ValueError(f"the fused approxmatch kernel needs CPU tensors, got {device}")
+    from zoo.metrics import _approxmatch_native as native
+
+    if native.load() is None:
+        if backend == "fused":
+            raise RuntimeError("the fused approxmatch kernel could not be built (see warning)")
+        return False
+    return True
+
+
+def fused_pairs(
+    set1: Tensor, idx1: Tensor, set2: Tensor, idx2: Tensor, variant: str, both: bool
+) -> Tensor:
+    """Fused kernel over index pairs: cost of (x1 = set1[idx1[p]], x2 = set2[idx2[p]]) / N, and
+    with ``both`` also of the swapped order (/ M) as column 1. set1 (K1, N, 3), set2 (K2, M, 3)
+    CPU; float64 (P,) or (P, 2). Runs in chunks (so that an interrupt is seen between them) on
+    ``torch.get_num_threads()`` threads."""
+    from zoo.metrics import _approxmatch_native as native
+
+    levels, squared = variant_settings(variant)
+    dtype = torch.promote_types(torch.promote_types(set1.dtype, set2.dtype), torch.float32)
+    set1, set2 = set1.detach().to(dtype), set2.detach().to(dtype)
+    n, m = set1.shape[1], set2.shape[1]
+    chunk = 64 * max(1, torch.get_num_threads())
+    parts = [
+        native.approxmatch_cost(
+            set1, idx1[s : s + chunk], set2, idx2[s : s + chunk], levels, squared, both
+        )
+        for s in range(0, idx1.shape[0], chunk)
+    ]
+    out = torch.cat(parts) if parts else torch.zeros((0, 2) if both else (0,), dtype=torch.float64)
+    scale = torch.tensor([n, m], dtype=torch.float64) if both else float(n)
+    return out / scale
 
 
 def _buffer(workspace: Workspace, name: str, like: Tensor, shape: tuple[int, ...]) -> Tensor:
@@ -115,24 +188,43 @@ def _buffer(workspace: Workspace, name: str, like: Tensor, shape: tuple[int, ...
 
 
 def _batched(
-    x1: Tensor, x2: Tensor, variant: str, both: bool, workspace: Workspace | None
+    x1: Tensor,
+    x2: Tensor,
+    variant: str,
+    both: bool,
+    workspace: Workspace | None,
+    backend: Backend,
 ) -> Tensor:
     levels, squared = variant_settings(variant)
-    if x1.ndim != 3 or x1.shape != x2.shape or x1.shape[-1] != 3:
+    if x1.ndim != 3 or x2.ndim != 3 or x1.shape[0] != x2.shape[0] or 3 != x1.shape[-1]:
         raise ValueError(
-            f"approxmatch needs two (P, N, 3) batches of equal shape, got {tuple(x1.shape)} "
+            f"approxmatch needs (P, N, 3) and (P, M, 3) batches, got {tuple(x1.shape)} "
             f"and {tuple(x2.shape)}"
         )
+    if x2.shape[-1] != 3 or x1.shape[1] == 0 or x2.shape[1] == 0:
+        raise ValueError(f"approxmatch needs non-empty 3D clouds, got {tuple(x2.shape)}")
+    if x1.device != x2.device:
+        raise ValueError(f"x1 is on {x1.device} but x2 is on {x2.device}")
     dtype = torch.promote_types(torch.promote_types(x1.dtype, x2.dtype), torch.float32)
-    p, n, _ = x1.shape
-    chunk = max(1, _BUDGET // (n * n))
+    p, n, m = x1.shape[0], x1.shape[1], x2.shape[1]
+    if use_fused(x1.device, backend):
+        idx = torch.arange(p)
+        return fused_pairs(x1, idx, x2, idx, variant, both).to(dtype)
+    chunk = max(1, _BUDGET // (n * m))
+    scale = torch.tensor([n, m], dtype=dtype, device=x1.device) if both else n
     out = []
     with torch.no_grad():
         for s in range(0, p, chunk):
             a, b = x1[s : s + chunk].to(dtype), x2[s : s + chunk].to(dtype)
             ws = {} if workspace is None else workspace
-            out.append(_approxmatch_chunk(a, b, levels, squared, both, ws) / n)
+            out.append(_approxmatch_chunk(a, b, levels, squared, both, ws) / scale)
     return torch.cat(out)
+
+
+def _masses(n: int, m: int) -> tuple[float, float]:
+    """The kernels' initial masses (multiL, multiR) of x1 (n points), x2 (m points): C integer
+    division, as in ``approxmatch.cu``."""
+    return (1.0, float(n // m)) if n >= m else (float(m // n), 1.0)
 
 
 def _sq_dist(a: Tensor, b: Tensor, workspace: Workspace) -> Tensor:
@@ -173,7 +265,7 @@ def _approxmatch_chunk(
     both: bool,
     workspace: Workspace,
 ) -> Tensor:
-    """Total match cost (P,) of x1 = a (P, N, 3), x2 = b (P, M, 3), N == M (unit masses).
+    """Total match cost (P,) of x1 = a (P, N, 3), x2 = b (P, M, 3) (masses: ``_masses``).
 
     With ``both``: (P, 2), the costs of (x1=a, x2=b) and of (x1=b, x2=a). The second
     orientation's kernel is the transpose of the first's, so each level's exponentials (the
@@ -184,9 +276,11 @@ def _approxmatch_chunk(
         cost_m = torch.sqrt(d2, out=_buffer(workspace, "cost", d2, tuple(d2.shape)))
     p, n, m = d2.shape
     ones = {"dtype": a.dtype, "device": a.device}
-    state = [(torch.ones(p, n, 1, **ones), torch.ones(p, m, 1, **ones))]  # (remain_l, remain_r)
+    ml, mr = _masses(n, m)
+    state = [(torch.full((p, n, 1), ml, **ones), torch.full((p, m, 1), mr, **ones))]  # remains
     if both:
-        state.append((torch.ones(p, m, 1, **ones), torch.ones(p, n, 1, **ones)))
+        ml, mr = _masses(m, n)
+        state.append((torch.full((p, m, 1), ml, **ones), torch.full((p, n, 1), mr, **ones)))
     total = torch.zeros(p, len(state), **ones)
     k = _buffer(workspace, "k", d2, tuple(d2.shape))
     kt = k.transpose(1, 2)  # a view: the kernel of the swapped orientation

@@ -22,14 +22,14 @@ EMD (``"emd"``) solves one assignment per pair on the CPU (exact up to ``EXACT_M
 points): 0.4 to 1.3 s of CPU per 2048-point pair depending on the shapes, i.e. about 1 to 4
 hours for the 100 x 100 setting on 2 idle cores: use small sets, or Chamfer.
 
-``"emd_pointflow"`` / ``"emd_pvd"`` are the papers' approximate EMDs
-(``zoo.metrics.approxmatch``), batched in torch on the device of ``a``. The approximation is
-not symmetric, so the matrix follows PointFlow's ``compute_all_metrics`` orientation exactly:
-``D[i, j] = approxmatch(x1=b_j, x2=a_i)`` (PointFlow's ``M_rs[r, s]`` is computed with the
-reference r first, and ``generative_metrics`` passes samples as ``a``), and with ``b=None``
-every ordered pair is computed (``D[i, j] = approxmatch(x1=a_j, x2=a_i)``, not symmetrised;
-diagonal 0; both orders of a pair share their kernels). 100 x 100 clouds are thus 29,800
-ordered pairs (19,900 kernel sets); see ``benchmarks/bench_metrics.py``.
+``"emd_pointflow"`` / ``"emd_pvd"`` are the papers' approximate EMDs (``zoo.metrics.approxmatch``):
+the fused C++ kernel on the CPU, batched torch elsewhere. The approximation is not symmetric, so
+the matrix follows PointFlow's ``compute_all_metrics`` orientation exactly: ``D[i, j] =
+approxmatch(x1=b_j, x2=a_i)`` (PointFlow's ``M_rs[r, s]`` is computed with the reference r first,
+and ``generative_metrics`` passes samples as ``a``), and with ``b=None`` every ordered pair is
+computed (``D[i, j] = approxmatch(x1=a_j, x2=a_i)``, not symmetrised; diagonal 0; both orders of a
+pair share their kernels). 100 x 100 clouds are thus 29,800 ordered pairs (19,900 kernel sets); see
+``benchmarks/bench_metrics.py``.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ import torch
 from scipy.spatial import cKDTree
 from torch import Tensor
 
-from zoo.metrics.approxmatch import approxmatch_emd, approxmatch_emd_both
+from zoo.metrics.approxmatch import approxmatch_emd, approxmatch_emd_both, fused_pairs, use_fused
 from zoo.metrics.emd import (
     APPROX_ITERATIONS,
     APPROX_LEAF_SIZE,
@@ -222,17 +222,33 @@ def _emd_matrix(a: np.ndarray, b: np.ndarray | None) -> np.ndarray:
 def _approxmatch_matrix(a: Tensor, b: Tensor | None, variant: str) -> Tensor:
     """D[i, j] = approxmatch(x1=b_j, x2=a_i) (b = a when None, every ordered pair i != j).
 
-    With ``b=None`` each unordered pair is solved once for both orders
-    (``approxmatch_emd_both``: the swapped order's kernel is the transpose). On the CPU,
-    ``torch.get_num_threads()`` worker threads each run one pair at a time with one torch
-    thread (measured: intra-op threading of these 16 MB element-wise passes loses most of its
-    gain, and on a loaded machine costs up to 5x the CPU time); elsewhere chunks of pairs.
+    With ``b=None`` each unordered pair is solved once for both orders (the swapped order's
+    kernel is the transpose). On the CPU the fused C++ kernel runs all pairs on
+    ``torch.get_num_threads()`` threads (``approxmatch.fused_pairs``); otherwise (another
+    device, or no compiler) the torch path: on the CPU ``torch.get_num_threads()`` worker
+    threads each run one pair at a time with one torch thread (measured: intra-op threading of
+    these 16 MB element-wise passes loses most of its gain, and on a loaded machine costs up to
+    5x the CPU time); elsewhere chunks of pairs.
     """
     sym = b is None
     bb = a if sym else b
     na, nb = a.shape[0], bb.shape[0]
     idx = torch.tensor(_pairs(na, nb, sym), dtype=torch.long, device=a.device).reshape(-1, 2)
     out = torch.zeros(na, nb, dtype=torch.float64, device=a.device)
+    i, j = idx[:, 0], idx[:, 1]
+    if use_fused(a.device, "auto"):
+        values = fused_pairs(bb, j, a, i, variant, both=sym)
+    else:
+        values = _approxmatch_torch(a, bb, idx, sym, variant)
+    if sym:
+        out[i, j], out[j, i] = values[:, 0], values[:, 1]
+    else:
+        out[i, j] = values
+    return out
+
+
+def _approxmatch_torch(a: Tensor, bb: Tensor, idx: Tensor, sym: bool, variant: str) -> Tensor:
+    """The torch path of ``_approxmatch_matrix``: values (P,) or, with ``sym``, (P, 2)."""
     cpu = a.device.type == "cpu"
     chunk = 1 if cpu else _APPROX_PAIRS
     starts = range(0, idx.shape[0], chunk)
@@ -244,17 +260,10 @@ def _approxmatch_matrix(a: Tensor, b: Tensor | None, variant: str) -> Tensor:
         ws = local.__dict__.setdefault("workspace", {})
         i, j = idx[s : s + chunk, 0], idx[s : s + chunk, 1]
         if sym:  # (x1=a_j, x2=a_i) -> D[i, j] and (x1=a_i, x2=a_j) -> D[j, i]
-            return approxmatch_emd_both(a[j], a[i], variant, ws)  # type: ignore[arg-type]
-        return approxmatch_emd(bb[j], a[i], variant, ws)  # type: ignore[arg-type]
+            return approxmatch_emd_both(a[j], a[i], variant, ws, backend="torch")  # type: ignore[arg-type]
+        return approxmatch_emd(bb[j], a[i], variant, ws, backend="torch")  # type: ignore[arg-type]
 
     if cpu:
         with ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads())) as pool:
-            values = torch.cat(list(pool.map(run, starts))).to(torch.float64)
-    else:
-        values = torch.cat([run(s) for s in starts]).to(torch.float64)
-    i, j = idx[:, 0], idx[:, 1]
-    if sym:
-        out[i, j], out[j, i] = values[:, 0], values[:, 1]
-    else:
-        out[i, j] = values
-    return out
+            return torch.cat(list(pool.map(run, starts))).to(torch.float64)
+    return torch.cat([run(s) for s in starts]).to(torch.float64)
