@@ -195,69 +195,120 @@ def bench_emd(repeats: int, quick: bool) -> list[dict]:
     return rows
 
 
-def _exp_rate() -> float:
-    """Measured float32 torch.exp throughput of one core (exponentials per second)."""
+def _exp_rate(fn: Callable[[torch.Tensor], object]) -> float:
+    """Measured float32 exponential throughput of one core (exponentials per second) of
+    ``fn`` over 4M arguments in [-80, 0] (best of 5)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    a = -torch.rand(2048 * 2048) * 10
-    out = torch.empty_like(a)
-    torch.exp(a, out=out)
+    a = -torch.rand(2048 * 2048, generator=torch.Generator().manual_seed(9)) * 80
+    fn(a)
     best = float("inf")
     for _ in range(5):
         t0 = time.perf_counter()
-        torch.exp(a, out=out)
+        fn(a)
         best = min(best, time.perf_counter() - t0)
     torch.set_num_threads(threads)
     return a.numel() / best
 
 
 def bench_approxmatch(k: int, n: int) -> list[dict]:
-    """Per-pair cost of the approxmatch EMDs, generation metrics over k vs k clouds with
-    ``emd_pointflow`` (29,800 ordered pairs at k = 100, 19,900 kernel sets since both orders of
-    a self pair share theirs), and the arithmetic limit: each kernel set needs ``levels * n^2``
-    exponentials (plus ~7 multiply-adds per exponential: the kernel sums, the cost sum and the
-    scaling), so the exponential throughput of this CPU bounds any implementation that
-    computes each kernel entry once per level."""
+    """Per-pair CPU cost of the approxmatch EMDs (fused C++ kernel vs the torch path, one
+    thread each), generation metrics over k vs k clouds with ``emd_pointflow`` (29,800 ordered
+    pairs at k = 100: 10,000 S x R solves plus 9,900 self pairs solved for both orders at once),
+    the 100 vs 100 extrapolation, and the arithmetic limit.
+
+    Limits, in exponentials (the bulk of the arithmetic; each comes with ~8 multiply-adds):
+    the algorithm needs at least one exponential per kernel entry and level, shared by both
+    orders of a self pair: 19,900 kernel sets x levels x n^2 (the CUDA kernel computes each
+    three times). The fused kernel computes each twice (two sweeps: storing a 16 MB matrix is
+    slower than recomputing) except in the blocks it skips as exact zeros; its own count is
+    measured (``evals``). Both are divided by the measured throughput of its exponential and of
+    torch's, times the cores."""
+    from zoo.metrics import _approxmatch_native as native
+
     gen = torch.Generator().manual_seed(4)
     rows = []
     p = 8
     x1, x2 = _shapes(p, n, gen), _shapes(p, n, gen)
+    idx = torch.arange(p)
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the per-core cost (generative_metrics runs one pair per core)
+    fused_ok = native.load() is not None
+    torch.set_num_threads(1)  # the per-core cost
+    per_pair: dict[str, float] = {}
+    evals = torch.zeros(p, dtype=torch.int64)
     for variant, levels in (("pointflow", LEVELS_POINTFLOW), ("pvd", LEVELS_PVD)):
-        row, _ = _measure(
-            f"approxmatch {variant} {p} pairs x {n} pts",
-            "zoo approxmatch_emd (torch, 1 thread)",
-            lambda v=variant: approxmatch_emd(x1, x2, v),
-            1,
-        )
-        row.update(s_per_pair=row["median_s"] / p, cpu_s_per_pair=row["cpu_s"] / p)
-        row["exps_per_pair"] = len(levels) * n * n
-        rows.append(row)
+        squared = variant == "pvd"
+        cases: list[tuple[str, Callable[[], object], int]] = [
+            (
+                "torch path (approxmatch_emd backend=torch, 1 thread)",
+                lambda v=variant: approxmatch_emd(x1, x2, v, backend="torch"),  # type: ignore[misc]
+                p,
+            ),
+        ]
+        if fused_ok:
+            cases += [
+                (
+                    "fused C++ kernel (1 thread)",
+                    lambda lv=levels, sq=squared: native.approxmatch_cost(
+                        x1, idx, x2, idx, lv, sq, False, 1, evals
+                    ),
+                    p,
+                ),
+                (
+                    "fused C++ kernel, both orders at once (1 thread)",
+                    lambda lv=levels, sq=squared: native.approxmatch_cost(
+                        x1, idx, x2, idx, lv, sq, True, 1
+                    ),
+                    p,
+                ),
+            ]
+        for name, fn, count in cases:
+            row, _ = _measure(f"approxmatch {variant} {p} pairs x {n} pts", name, fn, 1)
+            row.update(s_per_pair=row["median_s"] / count, cpu_s_per_pair=row["cpu_s"] / count)
+            row["dense_exps_per_level_set"] = len(levels) * n * n
+            if name.startswith("fused C++ kernel (1"):
+                row["evaluated_exps_per_pair"] = float(evals.double().mean())
+            rows.append(row)
+            per_pair[f"{variant}/{name.split(' (')[0]}"] = row["cpu_s_per_pair"]
     torch.set_num_threads(threads)
+
     s, r = _shapes(k, n, gen), _shapes(k, n, gen)
     pairs = k * k + 2 * k * (k - 1)
+    path = "fused C++ kernel" if fused_ok else "torch path (no compiler)"
     row, m = _measure(
         f"generative_metrics emd_pointflow {k} vs {k} x {n} pts",
-        f"zoo ({pairs} ordered pairs, PointFlow orientation)",
+        f"zoo, {path} ({pairs} ordered pairs, PointFlow orientation, {threads} threads)",
         lambda: generative_metrics(s, r, distance="emd_pointflow"),
         1,
     )
     full = 100 * 100 + 2 * 100 * 99
-    rate = _exp_rate()
-    # Kernel sets: one per S x R pair, one per unordered self pair (both orders share it).
-    exps = len(LEVELS_POINTFLOW) * n * n * (100 * 100 + 100 * 99)
+    sets_full = 100 * 100 + 100 * 99  # kernel sets: S x R pairs + unordered self pairs
+    nl = len(LEVELS_POINTFLOW)
+    rate_torch = _exp_rate(torch.exp)
     row.update(
         pairs=pairs,
         result=m,
         s_per_pair=row["median_s"] / pairs,
         extrapolated_100_vs_100_s=row["median_s"] / pairs * full,
         extrapolated_100_vs_100_idle_2core_s=row["cpu_s"] / pairs * full / 2,
-        exp_rate_per_s=rate,
-        exps_100_vs_100=exps,
         cores=threads,
-        exp_bound_100_vs_100_s=exps / (rate * threads),
+        exp_rate_torch_per_s=rate_torch,
+        exps_min_100_vs_100=nl * n * n * sets_full,
+        exp_bound_min_torch_exp_s=nl * n * n * sets_full / (rate_torch * threads),
     )
+    if fused_ok:
+        rate = _exp_rate(native.exp_f32)
+        t_one = per_pair["pointflow/fused C++ kernel"]
+        t_both = per_pair["pointflow/fused C++ kernel, both orders at once"]
+        ev = next(x["evaluated_exps_per_pair"] for x in rows if "evaluated_exps_per_pair" in x)
+        row.update(
+            # from the single-thread per-pair CPU times: S x R once, self pairs both at once
+            extrapolated_100_vs_100_from_pairs_2core_s=(100 * 100 * t_one + 100 * 99 * t_both) / 2,
+            exp_rate_kernel_per_s=rate,
+            exps_kernel_100_vs_100=ev * sets_full,
+            exp_bound_kernel_s=ev * sets_full / (rate * threads),
+            exp_bound_min_kernel_exp_s=nl * n * n * sets_full / (rate * threads),
+        )
     rows.append(row)
     return rows
 
@@ -267,16 +318,32 @@ def _fmt(row: dict) -> str:
     for key in ("rel_diff_vs_first", "rel_err_vs_exact", "ms_per_pair", "s_per_pair"):
         if key in row:
             extra = f"{key}={row[key]:.3g}"
-    if "exp_bound_100_vs_100_s" in row:
+    if "cpu_s_per_pair" in row:
+        extra = f"cpu_ms_per_pair={1e3 * row['cpu_s_per_pair']:.1f}"
+        if "evaluated_exps_per_pair" in row:
+            ev = row["evaluated_exps_per_pair"]
+            share = ev / (2 * row["dense_exps_per_level_set"])
+            extra += f"  exps/pair={ev:.3g} ({share:.0%} of 2 per entry and level)"
+    if "exp_bound_min_torch_exp_s" in row:
         extra += (
-            f"  exp-only bound 100 vs 100: {row['exp_bound_100_vs_100_s']:.0f} s "
-            f"({row['exps_100_vs_100']:.3g} exps at {row['exp_rate_per_s'] / 1e9:.2f} G/s/core "
-            f"x {row['cores']} cores)"
+            f"\n    limits 100 vs 100 on {row['cores']} cores: one exp per entry and level "
+            f"({row['exps_min_100_vs_100']:.3g}) at torch's exp "
+            f"{row['exp_rate_torch_per_s'] / 1e9:.2f} G/s/core: "
+            f"{row['exp_bound_min_torch_exp_s']:.0f} s"
+        )
+    if "exp_bound_kernel_s" in row:
+        extra += (
+            f", at the kernel's exp {row['exp_rate_kernel_per_s'] / 1e9:.2f} G/s/core: "
+            f"{row['exp_bound_min_kernel_exp_s']:.0f} s; the fused kernel's own count "
+            f"({row['exps_kernel_100_vs_100']:.3g}): {row['exp_bound_kernel_s']:.0f} s"
+            f"\n    100 vs 100 from the 1-thread per-pair CPU times / 2 cores: "
+            f"{row['extrapolated_100_vs_100_from_pairs_2core_s']:.0f} s"
         )
     if "extrapolated_100_vs_100_s" in row:
         extra += (
-            f"  (100 vs 100 ~{row['extrapolated_100_vs_100_s'] / 3600:.1f} h wall here, "
-            f"~{row['extrapolated_100_vs_100_idle_2core_s'] / 3600:.1f} h from CPU / 2 cores)"
+            f"\n    100 vs 100 from this run: ~{row['extrapolated_100_vs_100_s'] / 60:.1f} min "
+            f"wall here, ~{row['extrapolated_100_vs_100_idle_2core_s'] / 60:.1f} min from "
+            "CPU / 2 cores"
         )
     if "result" in row:
         extra += "  " + ", ".join(f"{k}={v:.4g}" for k, v in row["result"].items())

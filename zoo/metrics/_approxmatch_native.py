@@ -72,12 +72,24 @@ def _build(cxx: str) -> Path:
     key = hashlib.sha256(
         "\n".join([SOURCE.read_text(), " ".join(FLAGS), version.stdout, _cpu_id()]).encode()
     ).hexdigest()[:16]
-    out = _cache_dir() / f"approxmatch_{key}.so"
-    if out.exists():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
+    name = f"approxmatch_{key}.so"
+    # The user's cache, or (read-only home) a per-user temporary directory.
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    fallback = Path(tempfile.gettempdir()) / f"zoo-kernels-{uid}"
+    for root in (_cache_dir(), fallback):
+        if (root / name).exists():
+            return root / name
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            return _compile(cxx, root / name)
+        except PermissionError:
+            continue
+    raise RuntimeError(f"no writable directory for the kernel ({_cache_dir()}, {fallback})")
+
+
+def _compile(cxx: str, out: Path) -> Path:
     # Build to a temporary name and rename: concurrent processes never load a partial file.
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)  # PermissionError: read-only
     os.close(fd)
     try:
         done = subprocess.run(
