@@ -188,8 +188,11 @@ struct Solver {
       lw[b] = level * (dx * dx + dy * dy + dz * dz);
     }
     int64_t c = 0;
-    for (int64_t b = 0; b < nb; ++b)
-      if (lw[b] >= Exp<T>::kSkip) act[c++] = static_cast<int32_t>(b);
+    int32_t* __restrict__ ap = act.data();
+    for (int64_t b = 0; b < nb; ++b) {  // branchless compaction
+      ap[c] = static_cast<int32_t>(b);
+      c += lw[b] >= Exp<T>::kSkip;
+    }
     count = c;
     return act.data();
   }
