@@ -17,8 +17,9 @@ of airplanes 0.00357 with the first vs 0.0310 with the second), so the zoo provi
   one spreads all remaining mass uniformly), cost = sum of match weight times the **squared**
   distance, divided by N.
 
-The algorithm (one pass per level ``a <= 0``; clouds x1 (N, 3), x2 (M, 3); N = M here, so both
-start with unit mass per point, ``remainL = remainR = 1``; ``K = exp(a |x1_k - x2_l|^2)``)::
+The algorithm (one pass per level ``a <= 0``; clouds x1 (N, 3), x2 (M, 3); with N = M, as in
+the papers, both start with unit mass per point, ``remainL = remainR = 1`` (N != M: below);
+``K = exp(a |x1_k - x2_l|^2)``)::
 
     ratioL_k  = remainL_k / (1e-9 + sum_l K_kl remainR_l)
     sumR_l    = remainR_l * sum_k K_kl ratioL_k
