@@ -73,7 +73,7 @@ def _build(cxx: str) -> Path:
         "\n".join([SOURCE.read_text(), " ".join(FLAGS), version.stdout, _cpu_id()]).encode()
     ).hexdigest()[:16]
     name = f"approxmatch_{key}.so"
-    # The user's cache, or (read-only home) a per-user temporary directory.
+    # The user's cache, or (read-only home...) a per-user temporary directory.
     uid = os.getuid() if hasattr(os, "getuid") else 0
     fallback = Path(tempfile.gettempdir()) / f"zoo-kernels-{uid}"
     for root in (_cache_dir(), fallback):
@@ -82,14 +82,14 @@ def _build(cxx: str) -> Path:
         try:
             root.mkdir(parents=True, exist_ok=True)
             return _compile(cxx, root / name)
-        except PermissionError:
+        except OSError:  # read-only or otherwise unusable: the next directory
             continue
     raise RuntimeError(f"no writable directory for the kernel ({_cache_dir()}, {fallback})")
 
 
 def _compile(cxx: str, out: Path) -> Path:
     # Build to a temporary name and rename: concurrent processes never load a partial file.
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)  # PermissionError: read-only
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
     os.close(fd)
     try:
         done = subprocess.run(
