@@ -74,6 +74,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from zoo.metrics import _approxmatch_native as native
+
 Variant = Literal["pointflow", "pvd"]
 
 #: The annealing levels of the kernels: -4^j for j = 7 .. -1 (PointFlow), then 0 (PVD/LION).
@@ -146,8 +148,6 @@ def use_fused(device: torch.device, backend: Backend) -> bool:
         return False
     if device.type != "cpu":
         raise ValueError(f"the fused approxmatch kernel needs CPU tensors, got {device}")
-    from zoo.metrics import _approxmatch_native as native
-
     if native.load() is None:
         if backend == "fused":
             raise RuntimeError("the fused approxmatch kernel could not be built (see warning)")
@@ -162,8 +162,6 @@ def fused_pairs(
     with ``both`` also of the swapped order (/ M) as column 1. set1 (K1, N, 3), set2 (K2, M, 3)
     CPU; float64 (P,) or (P, 2). Runs in chunks (so that an interrupt is seen between them) on
     ``torch.get_num_threads()`` threads."""
-    from zoo.metrics import _approxmatch_native as native
-
     levels, squared = variant_settings(variant)
     dtype = torch.promote_types(torch.promote_types(set1.dtype, set2.dtype), torch.float32)
     set1, set2 = set1.detach().to(dtype), set2.detach().to(dtype)
