@@ -1,10 +1,11 @@
 """``python -m zoo.process images=<folder or video> out=<dir>``: photos -> a posed scene.
 
 Runs :func:`zoo.sfm.process` (pycolmap SIFT features, exhaustive or sequential matching,
-incremental mapping; a progress bar per stage) and prints what it wrote, the images that did not
-register and the ``zoo.train`` command for the result. Bad input (no images, images of different
-sizes, an unreadable file, a missing pycolmap) ends with one ``error:`` line and exit status 2
-before anything is written; so does a reconstruction that registers too few images.
+global (GLOMAP) or incremental mapping; a progress bar per stage) and prints what it wrote,
+the images that did not register and the ``zoo.train`` command for the result. Bad input (no
+images, images of different sizes, an unreadable file, a missing pycolmap) ends with one
+``error:`` line and exit status 2 before anything is written; so does a reconstruction that
+registers too few images.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def run_process(cfg: DictConfig) -> None:
             num_threads=int(cfg.num_threads),
             overwrite=bool(cfg.overwrite),
             high_quality=bool(cfg.high_quality),
+            mapper=str(cfg.mapper),
+            refine=bool(cfg.refine),
         )
     except (DataError, RegistrationError, ImportError, ValueError) as e:
         fail(str(e))

@@ -49,6 +49,8 @@ def process(
     num_threads: int = -1,
     overwrite: bool = False,
     high_quality: bool = False,
+    mapper: str = "global",
+    refine: bool = True,
     progress: bool = True,
 ) -> ProcessResult:
     """Register ``images`` (a folder or a video) and write the scene into ``out``.
@@ -64,12 +66,17 @@ def process(
         background: what alpha is composited on (RGBA photos, e.g. renders).
         overwrite: replace an existing ``out/transforms.json`` (refused otherwise).
         high_quality: DSP-SIFT with affine shapes and guided matching (slower).
+        mapper: ``global`` (GLOMAP, the default) or ``incremental`` (COLMAP's); see
+            :mod:`zoo.sfm.colmap_run`.
+        refine: a last bundle adjustment under a Cauchy loss (:mod:`zoo.sfm.colmap_run`).
     Raises:
         DataError: bad input (nothing written); RegistrationError: too few registered.
     """
     src, out = Path(images), Path(out)
     if (out / "transforms.json").exists() and not overwrite:
         raise DataError(out / "transforms.json", "out", "exists (give overwrite=true to replace)")
+    if mapper not in ("global", "incremental"):
+        raise DataError(src, "mapper", f"must be 'global' or 'incremental', got {mapper!r}")
     if int(downscale) != downscale or downscale < 1:
         raise DataError(src, "downscale", f"must be a positive integer, got {downscale!r}")
     t_start = time.perf_counter()
@@ -104,6 +111,8 @@ def process(
         camera_model=camera_model,
         num_threads=num_threads,
         high_quality=high_quality,
+        mapper=mapper,
+        refine=refine,
         progress=progress,
     )
     times.update(sfm_times)
@@ -129,7 +138,7 @@ def process(
         unregistered=unregistered,
         num_points=summary["num_points"],
         times=times,
-        summary={"matcher": matcher, **summary},
+        summary={"matcher": matcher, "mapper": mapper, **summary},
     )
     record = {
         "images": str(src),
@@ -137,6 +146,8 @@ def process(
         "unregistered": unregistered,
         "num_points": result.num_points,
         "matcher": matcher,
+        "mapper": mapper,
+        "refine": bool(refine),
         "camera_model": camera_model,
         "downscale": int(downscale),
         "high_quality": bool(high_quality),
