@@ -183,6 +183,7 @@ def refine_reconstruction(pycolmap: Any, rec: Any, num_threads: int = -1) -> Non
     options.refine_focal_length = True
     options.refine_extra_params = True
     options.refine_principal_point = False
+    options.print_summary = False
     options.ceres.loss_function_type = pycolmap.LossFunctionType.CAUCHY
     options.ceres.loss_function_scale = 1.0
     options.ceres.use_gpu = False
