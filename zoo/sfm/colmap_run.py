@@ -21,13 +21,14 @@ reconstructor:
    its residual, under Huber with a constant force beyond 1 px, under Cauchy with a force that
    falls as 1 / residual, so a handful of wrong tracks no longer tilt a view.
 
-Why global by default: on the 100 lego photos at 400 px (``benchmarks/bench_process.py``; two
-sets of matches, each mapped both ways) both mappers register all views, but the incremental
-one leaves one or two views (r_46, r_26) 0.73-0.78 degrees / 1.1-1.2 % off (a few wrong tracks
-fix them early on), while the global mapper, which places every camera at once from all pairs,
-stays within 0.43-0.49 degrees / 0.60-0.63 % (median 0.13 degrees / 0.19 %) in about the same
-mapping time. The refinement brings the worst view to 0.36-0.40 degrees / 0.51-0.62 %
-(global) and 0.42-0.45 degrees / 0.55-0.58 % (incremental), for 5-25 s on 2 cores.
+Why global by default: on the 100 lego photos at 400 px (``benchmarks/bench_process.py``;
+separate runs of features and matching, which vary with threading) both mappers register all
+views, but the incremental one leaves one or two views (r_46, r_26) 0.73-0.78 degrees /
+1.1-1.2 % off (2 runs; a few wrong tracks fix them early on), while the global mapper, which
+places every camera at once from all pairs, stays within 0.43-0.49 degrees / 0.60-0.67 %
+(3 runs; median 0.13 degrees / 0.19 %) in about the same mapping time. The refinement brings
+the worst view to 0.36-0.40 degrees / 0.51-0.62 % (global, 4 runs) and 0.42-0.45 degrees /
+0.56-0.58 % (incremental, 2 runs), for 5-25 s on 2 cores.
 
 The progress bars advance per batch: features are extracted in ``chunks`` batches of images
 (later batches reuse the first batch's camera), pairs are matched in ``chunks`` batches of an
