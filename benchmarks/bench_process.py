@@ -277,6 +277,7 @@ def main() -> None:
         "refine": not args.no_refine,
         "registered": len(result.registered),
         "unregistered": result.unregistered,
+        "contradicted": result.summary.get("contradicted"),
         "num_points": result.num_points,
         "pose_errors": errors,
         "wall_time_s": {k: round(v, 1) for k, v in result.times.items()},

@@ -44,6 +44,11 @@ def run_process(cfg: DictConfig) -> None:
     print(f"registered {len(result.registered)} of {n} images, {result.num_points} points")
     if result.unregistered:
         print(f"not registered ({len(result.unregistered)}): {', '.join(result.unregistered)}")
+    if bad := result.summary.get("contradicted"):
+        print(
+            f"warning: {len(bad)} image(s) registered against most of their own matches "
+            f"(pose likely wrong): {', '.join(bad)}"
+        )
     times = ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in result.times.items())
     print(f"time: {times}")
     print(f"wrote {result.out / 'transforms.json'} and {result.out / 'sparse_points.ply'}")

@@ -60,6 +60,7 @@ def test_process_registers_lego_views_and_writes_a_loadable_scene(tmp_path):
     assert result.summary["mapper"] == "global"  # the default
     record = json.loads((out / "process.json").read_text())
     assert record["registered"] == len(VIEWS) and record["refine"] is True
+    assert record["contradicted"] == [] == result.summary["contradicted"]
     assert set(record["times_s"]) >= {"features_s", "mapping_s", "refine_s", "total_s"}
 
     meta = json.loads((out / "transforms.json").read_text())
@@ -79,6 +80,8 @@ def test_process_registers_lego_views_and_writes_a_loadable_scene(tmp_path):
     # close views constrain it weakly: 522.7 here, while the initial guess 1.2 W is 480).
     assert meta["frames"][0]["fl_x"] == pytest.approx(555.56, rel=0.1)
 
+    _one_turned_view_is_named(out)
+
     ns = NerfstudioDataModule(out, holdout_every=0)
     cm = ColmapDataModule(out, holdout_every=0)
     n_ns, n_cm = len(ns.scene.splits["train"].cameras), len(cm.scene.splits["train"].cameras)
@@ -91,6 +94,30 @@ def test_process_registers_lego_views_and_writes_a_loadable_scene(tmp_path):
     with pytest.raises(DataError, match="transforms.json: field 'out': exists"):
         process(src, out, progress=False)
     assert (out / "transforms.json").read_bytes() == before
+
+
+def _one_turned_view_is_named(out: Path) -> None:
+    """zoo.sfm.check on the written reconstruction: its poses agree with nearly all verified
+    matches; one view turned by 3 degrees about its own y axis (same centre) disagrees with
+    all of its matches and is named (a neighbour that shares most of its matches with it may
+    be named too: with six views each has only five partners)."""
+    from zoo.sfm.check import contradicted_views, match_agreement
+
+    rec = pycolmap.Reconstruction(str(out / "sparse" / "0"))
+    db = out / "colmap" / "database.db"
+    for agree, disagree in match_agreement(rec, db).values():
+        assert disagree < 0.1 * (agree + disagree)
+    image = next(im for im in rec.images.values() if im.name == "r_0.png")
+    frame = rec.frames[image.frame_id]
+    half = np.radians(3.0) / 2
+    turn = pycolmap.Rigid3d(
+        pycolmap.Rotation3d(np.array([0, np.sin(half), 0, np.cos(half)])), np.zeros(3)
+    )
+    frame.rig_from_world = turn * frame.rig_from_world
+    counts = match_agreement(rec, db)
+    assert counts[image.image_id][0] == 0  # 3 degrees is ~29 px at f = 555 px: none agree
+    assert "r_0.png" in contradicted_views(rec, db)
+    assert all(agree > 0 for k, (agree, _) in counts.items() if k != image.image_id)
 
 
 @pytest.mark.parametrize("case", ["empty", "sizes", "unreadable", "mapper"])

@@ -5,7 +5,8 @@ register) before writing anything, saves the images into ``<out>/images``, runs 
 motion with pycolmap (:mod:`.colmap_run`), writes the largest reconstruction as a COLMAP model
 (``<out>/sparse/0``, so ``data=colmap`` reads the folder too) and as nerfstudio's
 ``<out>/transforms.json`` + ``<out>/sparse_points.ply`` (:mod:`.export`; ``data=nerfstudio``),
-names the images that did not register, and records counts and stage times in
+names the images that did not register and those whose pose contradicts most of their own
+verified matches (:mod:`.check`: a warning), and records counts and stage times in
 ``<out>/process.json``.
 """
 
@@ -125,6 +126,9 @@ def process(
             f"{src}: only {len(registered)} of {len(names)} images registered (need {need}); "
             f"not registered: {listed}"
         )
+    from zoo.sfm.check import contradicted_views
+
+    contradicted = contradicted_views(rec, out / "colmap" / "database.db")
     sparse0 = out / "sparse" / "0"
     if sparse0.exists():
         shutil.rmtree(sparse0)
@@ -138,12 +142,13 @@ def process(
         unregistered=unregistered,
         num_points=summary["num_points"],
         times=times,
-        summary={"matcher": matcher, "mapper": mapper, **summary},
+        summary={"matcher": matcher, "mapper": mapper, "contradicted": contradicted, **summary},
     )
     record = {
         "images": str(src),
         "registered": len(registered),
         "unregistered": unregistered,
+        "contradicted": contradicted,
         "num_points": result.num_points,
         "matcher": matcher,
         "mapper": mapper,

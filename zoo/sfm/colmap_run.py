@@ -28,7 +28,7 @@ views, but the incremental one leaves one or two views (r_46, r_26) 0.73-0.78 de
 places every camera at once from all pairs, stays within 0.43-0.49 degrees / 0.60-0.67 %
 (3 runs; median 0.13 degrees / 0.19 %) in about the same mapping time. The refinement brings
 the worst view to 0.36-0.40 degrees / 0.51-0.62 % (global, 4 runs) and 0.42-0.45 degrees /
-0.56-0.58 % (incremental, 2 runs), for 5-25 s on 2 cores.
+0.55-0.58 % (incremental, 2 runs), for 5-25 s on 2 cores.
 
 The progress bars advance per batch: features are extracted in ``chunks`` batches of images
 (later batches reuse the first batch's camera), pairs are matched in ``chunks`` batches of an
