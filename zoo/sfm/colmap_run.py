@@ -190,7 +190,9 @@ def refine_reconstruction(pycolmap: Any, rec: Any, num_threads: int = -1) -> Non
     options.ceres.loss_function_scale = 1.0
     options.ceres.use_gpu = False
     options.ceres.solver_options.num_threads = num_threads
+    level = pycolmap.logging.minloglevel
     pycolmap.bundle_adjustment(rec, options)
+    pycolmap.logging.minloglevel = level  # bundle_adjustment leaves COLMAP's log at INFO
 
 
 def _incremental_mapping(
