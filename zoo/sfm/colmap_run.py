@@ -7,9 +7,9 @@ reconstructor:
 2. matching: every pair for small sets (``exhaustive``), or each frame against its
    ``overlap`` successors for video (``sequential``), with geometric verification;
 3. mapping, ``global`` (default; GLOMAP, Pan et al., "Global Structure-from-Motion
-   Revisited", ECCV 2024, merged into COLMAP 3.13 / pycolmap as ``global_mapping``: relative
-   poses of the verified pairs, view-graph calibration, rotation averaging that drops pairs
-   more than 10 degrees off, global positioning, then bundle adjustment and retriangulation)
+   Revisited", ECCV 2024, merged into COLMAP / pycolmap as ``global_mapping``: relative poses
+   of the verified pairs, rotation averaging that drops pairs more than 10 degrees off, global
+   positioning of cameras and points, then bundle adjustment and retriangulation)
    or ``incremental`` (COLMAP's: one image at a time by PnP, local and global bundle
    adjustment); the largest of the reconstructions is kept;
 4. ``refine``: one more bundle adjustment of that reconstruction (poses, points, focal length
@@ -17,9 +17,10 @@ reconstructor:
    the squared reprojection error in pixels (Triggs et al., "Bundle Adjustment - A Modern
    Synthesis", 2000, Sec. 3; Ceres' ``CauchyLoss``). The mappers end with a plain
    least-squares (incremental) or Huber-loss (global, scale 1 px) adjustment: under least
-   squares a wrong observation that survived the mappers' 4 px filter pulls in proportion to
-   its residual, under Huber with a constant force beyond 1 px, under Cauchy with a force that
-   falls as 1 / residual, so a handful of wrong tracks no longer tilt a view.
+   squares a wrong observation that survived the mappers' outlier filters (4 px for the
+   incremental one) pulls in proportion to its residual, under Huber with a constant force
+   beyond 1 px, under Cauchy with a force that falls as 1 / residual, so a handful of wrong
+   tracks no longer tilt a view.
 
 Why global by default: on the 100 lego photos at 400 px (``benchmarks/bench_process.py``;
 separate runs of features and matching, which vary with threading) both mappers register all
