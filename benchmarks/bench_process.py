@@ -6,8 +6,9 @@ NeRF-synthetic lego renders (800 x 800 RGBA, composited on white by ``zoo.proces
 poses thrown away. Steps:
 
 1. ``zoo.sfm.process`` registers them at ``--downscale`` (default 2: 400 x 400), one shared
-   ``SIMPLE_PINHOLE`` camera (the renders have no distortion), exhaustive matching; wall time
-   of each stage.
+   ``SIMPLE_PINHOLE`` camera (the renders have no distortion), exhaustive matching, the
+   ``--mapper`` (default ``global``) and the final Cauchy-loss bundle adjustment (off with
+   ``--no-refine``), as zoo.process's defaults; wall time of each stage.
 2. The recovered camera centres are aligned to the true ones by a least-squares similarity
    (Umeyama 1991, :func:`zoo.ops.camera_math.similarity_align`); per view: rotation error (the
    angle of ``R_true^T R_align R_est``, degrees) and camera-centre error as a percentage of the
@@ -206,6 +207,8 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="reuse --work's scene (no new SfM)")
     ap.add_argument("--no-train", action="store_true", help="pose errors only (no ngp runs)")
     ap.add_argument("--high-quality", action="store_true", help="zoo.process high_quality=true")
+    ap.add_argument("--mapper", default="global", choices=["global", "incremental"])
+    ap.add_argument("--no-refine", action="store_true", help="zoo.process refine=false")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "process.json")
     args = ap.parse_args()
 
@@ -244,6 +247,8 @@ def main() -> None:
             downscale=args.downscale,
             overwrite=True,
             high_quality=args.high_quality,
+            mapper=args.mapper,
+            refine=not args.no_refine,
         )
     meta = json.loads((work / "scene" / "transforms.json").read_text())
     est = {Path(f["file_path"]).name: np.array(f["transform_matrix"]) for f in meta["frames"]}
@@ -268,8 +273,11 @@ def main() -> None:
         "sfm_resolution": 800 // args.downscale,
         "camera_model": args.camera_model,
         "high_quality": args.high_quality,
+        "mapper": args.mapper,
+        "refine": not args.no_refine,
         "registered": len(result.registered),
         "unregistered": result.unregistered,
+        "contradicted": result.summary.get("contradicted"),
         "num_points": result.num_points,
         "pose_errors": errors,
         "wall_time_s": {k: round(v, 1) for k, v in result.times.items()},
@@ -282,7 +290,9 @@ def main() -> None:
         "command": "python benchmarks/bench_process.py "
         f"--downscale {args.downscale} --train-seconds {args.train_seconds:g}"
         + (f" --train-steps {args.train_steps}" if args.train_steps else "")
-        + (" --high-quality" if args.high_quality else ""),
+        + (" --high-quality" if args.high_quality else "")
+        + f" --mapper {args.mapper}"
+        + (" --no-refine" if args.no_refine else ""),
     }
     if args.no_train:
         report["machine"]["loadavg_after"] = os.getloadavg()

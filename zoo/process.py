@@ -1,10 +1,11 @@
 """``python -m zoo.process images=<folder or video> out=<dir>``: photos -> a posed scene.
 
 Runs :func:`zoo.sfm.process` (pycolmap SIFT features, exhaustive or sequential matching,
-incremental mapping; a progress bar per stage) and prints what it wrote, the images that did not
-register and the ``zoo.train`` command for the result. Bad input (no images, images of different
-sizes, an unreadable file, a missing pycolmap) ends with one ``error:`` line and exit status 2
-before anything is written; so does a reconstruction that registers too few images.
+global (GLOMAP) or incremental mapping; a progress bar per stage) and prints what it wrote,
+the images that did not register and the ``zoo.train`` command for the result. Bad input (no
+images, images of different sizes, an unreadable file, a missing pycolmap) ends with one
+``error:`` line and exit status 2 before anything is written; so does a reconstruction that
+registers too few images.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def run_process(cfg: DictConfig) -> None:
             num_threads=int(cfg.num_threads),
             overwrite=bool(cfg.overwrite),
             high_quality=bool(cfg.high_quality),
+            mapper=str(cfg.mapper),
+            refine=bool(cfg.refine),
         )
     except (DataError, RegistrationError, ImportError, ValueError) as e:
         fail(str(e))
@@ -41,6 +44,11 @@ def run_process(cfg: DictConfig) -> None:
     print(f"registered {len(result.registered)} of {n} images, {result.num_points} points")
     if result.unregistered:
         print(f"not registered ({len(result.unregistered)}): {', '.join(result.unregistered)}")
+    if bad := result.summary.get("contradicted"):
+        print(
+            f"warning: {len(bad)} image(s) registered against most of their own matches "
+            f"(pose likely wrong): {', '.join(bad)}"
+        )
     times = ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in result.times.items())
     print(f"time: {times}")
     print(f"wrote {result.out / 'transforms.json'} and {result.out / 'sparse_points.ply'}")

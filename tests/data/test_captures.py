@@ -161,6 +161,20 @@ def test_scannet_export(tmp_path):
     off_surface = np.abs(np.abs(world) - half).min(1)
     assert len(world) > 50 and np.quantile(off_surface, 0.95) < 0.01
     assert np.abs(dm.capture.depth.numpy() - truth.depth).max() <= 0.5e-3 + 1e-6
+    # The Gaussian model starts from the depth points: info names the export (not the points),
+    # they are read again from the depth files, in the normalised frame.
+    from zoo.data.formats.points import read_scene_points
+    from zoo.models.gaussians import DensityControl, GaussianSplatting
+
+    source = dm.info()["init_points"]
+    assert source["format"] == "scannet_depth" and source["path"] == str(tmp_path)
+    points, colors = read_scene_points(source)
+    assert colors is None and np.allclose(points, dm.points, atol=1e-6)
+    model = GaussianSplatting(strategy=DensityControl(), num_init=40)
+    model.configure_from_data(ScanNetDataModule(tmp_path, point_stride=2, form="images").info())
+    means = model.means.detach().double().numpy()
+    assert means.shape == (40, 3)
+    assert np.linalg.norm(means[:, None] - dm.points[None], axis=-1).min(1).max() < 1e-5
 
 
 def _tiny_ngp():

@@ -57,11 +57,11 @@ def test_process_registers_lego_views_and_writes_a_loadable_scene(tmp_path):
     result = process(src, out, camera_model="SIMPLE_PINHOLE", downscale=2, progress=False)
     assert result.unregistered == [] and len(result.registered) == len(VIEWS)
     assert result.summary["matcher"] == "exhaustive" and result.num_points > 100
+    assert result.summary["mapper"] == "global"  # the default
     record = json.loads((out / "process.json").read_text())
-    assert record["registered"] == len(VIEWS) and set(record["times_s"]) >= {
-        "features_s",
-        "total_s",
-    }
+    assert record["registered"] == len(VIEWS) and record["refine"] is True
+    assert record["contradicted"] == [] == result.summary["contradicted"]
+    assert set(record["times_s"]) >= {"features_s", "mapping_s", "refine_s", "total_s"}
 
     meta = json.loads((out / "transforms.json").read_text())
     est = np.stack([np.array(f["transform_matrix"]) for f in meta["frames"]])
@@ -80,6 +80,8 @@ def test_process_registers_lego_views_and_writes_a_loadable_scene(tmp_path):
     # close views constrain it weakly: 522.7 here, while the initial guess 1.2 W is 480).
     assert meta["frames"][0]["fl_x"] == pytest.approx(555.56, rel=0.1)
 
+    _one_turned_view_is_named(out)
+
     ns = NerfstudioDataModule(out, holdout_every=0)
     cm = ColmapDataModule(out, holdout_every=0)
     n_ns, n_cm = len(ns.scene.splits["train"].cameras), len(cm.scene.splits["train"].cameras)
@@ -94,7 +96,31 @@ def test_process_registers_lego_views_and_writes_a_loadable_scene(tmp_path):
     assert (out / "transforms.json").read_bytes() == before
 
 
-@pytest.mark.parametrize("case", ["empty", "sizes", "unreadable"])
+def _one_turned_view_is_named(out: Path) -> None:
+    """zoo.sfm.check on the written reconstruction: its poses agree with nearly all verified
+    matches; one view turned by 3 degrees about its own y axis (same centre) disagrees with
+    all of its matches and is named (a neighbour that shares most of its matches with it may
+    be named too: with six views each has only five partners)."""
+    from zoo.sfm.check import contradicted_views, match_agreement
+
+    rec = pycolmap.Reconstruction(str(out / "sparse" / "0"))
+    db = out / "colmap" / "database.db"
+    for agree, disagree in match_agreement(rec, db).values():
+        assert disagree < 0.1 * (agree + disagree)
+    image = next(im for im in rec.images.values() if im.name == "r_0.png")
+    frame = rec.frames[image.frame_id]
+    half = np.radians(3.0) / 2
+    turn = pycolmap.Rigid3d(
+        pycolmap.Rotation3d(np.array([0, np.sin(half), 0, np.cos(half)])), np.zeros(3)
+    )
+    frame.rig_from_world = turn * frame.rig_from_world
+    counts = match_agreement(rec, db)
+    assert counts[image.image_id][0] == 0  # 3 degrees is ~29 px at f = 555 px: none agree
+    assert "r_0.png" in contradicted_views(rec, db)
+    assert all(agree > 0 for k, (agree, _) in counts.items() if k != image.image_id)
+
+
+@pytest.mark.parametrize("case", ["empty", "sizes", "unreadable", "mapper"])
 def test_process_bad_input_names_file_and_field_writes_nothing(tmp_path, case):
     from zoo.sfm import process
 
@@ -112,10 +138,11 @@ def test_process_bad_input_names_file_and_field_writes_nothing(tmp_path, case):
         "empty": f"{src}: field 'images': no images",
         "sizes": "2.png: field 'images': image is 24x10 but 0.png is 24x20",
         "unreadable": "3.png: field 'images': not a readable image",
+        "mapper": f"{src}: field 'mapper': must be 'global' or 'incremental', got 'glomap'",
     }[case]
     out = tmp_path / "out"
     with pytest.raises(DataError, match=re.escape(words)):
-        process(src, out, progress=False)
+        process(src, out, mapper="glomap" if case == "mapper" else "global", progress=False)
     assert not out.exists()
     if case == "sizes":  # the command line: one error line, exit 2, no traceback
         proc = _zoo_process(f"images={src}", f"out={out}")
@@ -128,7 +155,8 @@ def test_process_bad_input_names_file_and_field_writes_nothing(tmp_path, case):
 @pytest.mark.skipif(not LEGO.is_dir(), reason=f"shared real data absent: {LEGO}")
 def test_process_video_uses_sequential_matching(tmp_path):
     """A video (the six views as H.264 frames at 400 px) is split into frames, matched
-    sequentially and registered."""
+    sequentially and registered; here by the incremental mapper (the lego test above runs the
+    default global one), without the final refinement."""
     pytest.importorskip("imageio_ffmpeg")
     from zoo.data.formats.blender import read_image
     from zoo.sfm import process
@@ -140,6 +168,14 @@ def test_process_video_uses_sequential_matching(tmp_path):
         frames.append((rgb * 255).round().astype(np.uint8))
     video = tmp_path / "walk.mp4"
     iio.imwrite(video, np.stack(frames), fps=2)
-    result = process(video, tmp_path / "scene", camera_model="SIMPLE_PINHOLE", progress=False)
+    result = process(
+        video,
+        tmp_path / "scene",
+        camera_model="SIMPLE_PINHOLE",
+        mapper="incremental",
+        refine=False,
+        progress=False,
+    )
     assert result.summary["matcher"] == "sequential"
+    assert result.summary["mapper"] == "incremental" and "refine_s" not in result.times
     assert result.registered == [f"frame_{i:05d}.png" for i in range(1, 7)]

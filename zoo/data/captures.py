@@ -320,7 +320,8 @@ class DTUDataModule(CaptureDataModule):
 
 class ScanNetDataModule(CaptureDataModule):
     """``data=scannet``: a ScanNet ``SensReader`` export (``zoo.data.formats.scannet``); the
-    depth maps give the sparse points (in :attr:`points`) and per-pixel depth."""
+    depth maps give the sparse points (in :attr:`points`; ``info()["init_points"]`` names the
+    export so the Gaussian model starts from them) and per-pixel depth."""
 
     dataset_name = "scannet"
 
@@ -344,6 +345,19 @@ class ScanNetDataModule(CaptureDataModule):
         from zoo.data.formats.scannet import load_scannet
 
         return load_scannet(self.path, self.frame_step, self.downscale, self.point_stride)
+
+    def info(self) -> dict[str, Any]:
+        out = super().info()
+        if self.capture is not None and self.capture.points is not None:
+            out["init_points"] = points_source(
+                self.path,
+                self.transform,
+                self.scale,
+                format="scannet_depth",
+                frame_step=self.frame_step,
+                point_stride=self.point_stride,
+            )
+        return out
 
 
 __all__ = [

@@ -5,7 +5,8 @@ register) before writing anything, saves the images into ``<out>/images``, runs 
 motion with pycolmap (:mod:`.colmap_run`), writes the largest reconstruction as a COLMAP model
 (``<out>/sparse/0``, so ``data=colmap`` reads the folder too) and as nerfstudio's
 ``<out>/transforms.json`` + ``<out>/sparse_points.ply`` (:mod:`.export`; ``data=nerfstudio``),
-names the images that did not register, and records counts and stage times in
+names the images that did not register and those whose pose contradicts most of their own
+verified matches (:mod:`.check`: a warning), and records counts and stage times in
 ``<out>/process.json``.
 """
 
@@ -49,6 +50,8 @@ def process(
     num_threads: int = -1,
     overwrite: bool = False,
     high_quality: bool = False,
+    mapper: str = "global",
+    refine: bool = True,
     progress: bool = True,
 ) -> ProcessResult:
     """Register ``images`` (a folder or a video) and write the scene into ``out``.
@@ -64,12 +67,17 @@ def process(
         background: what alpha is composited on (RGBA photos, e.g. renders).
         overwrite: replace an existing ``out/transforms.json`` (refused otherwise).
         high_quality: DSP-SIFT with affine shapes and guided matching (slower).
+        mapper: ``global`` (GLOMAP, the default) or ``incremental`` (COLMAP's); see
+            :mod:`zoo.sfm.colmap_run`.
+        refine: a last bundle adjustment under a Cauchy loss (:mod:`zoo.sfm.colmap_run`).
     Raises:
         DataError: bad input (nothing written); RegistrationError: too few registered.
     """
     src, out = Path(images), Path(out)
     if (out / "transforms.json").exists() and not overwrite:
         raise DataError(out / "transforms.json", "out", "exists (give overwrite=true to replace)")
+    if mapper not in ("global", "incremental"):
+        raise DataError(src, "mapper", f"must be 'global' or 'incremental', got {mapper!r}")
     if int(downscale) != downscale or downscale < 1:
         raise DataError(src, "downscale", f"must be a positive integer, got {downscale!r}")
     t_start = time.perf_counter()
@@ -104,6 +112,8 @@ def process(
         camera_model=camera_model,
         num_threads=num_threads,
         high_quality=high_quality,
+        mapper=mapper,
+        refine=refine,
         progress=progress,
     )
     times.update(sfm_times)
@@ -116,6 +126,9 @@ def process(
             f"{src}: only {len(registered)} of {len(names)} images registered (need {need}); "
             f"not registered: {listed}"
         )
+    from zoo.sfm.check import contradicted_views
+
+    contradicted = contradicted_views(rec, out / "colmap" / "database.db")
     sparse0 = out / "sparse" / "0"
     if sparse0.exists():
         shutil.rmtree(sparse0)
@@ -129,14 +142,17 @@ def process(
         unregistered=unregistered,
         num_points=summary["num_points"],
         times=times,
-        summary={"matcher": matcher, **summary},
+        summary={"matcher": matcher, "mapper": mapper, "contradicted": contradicted, **summary},
     )
     record = {
         "images": str(src),
         "registered": len(registered),
         "unregistered": unregistered,
+        "contradicted": contradicted,
         "num_points": result.num_points,
         "matcher": matcher,
+        "mapper": mapper,
+        "refine": bool(refine),
         "camera_model": camera_model,
         "downscale": int(downscale),
         "high_quality": bool(high_quality),

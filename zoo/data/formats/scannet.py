@@ -54,23 +54,15 @@ def _frame_files(folder: Path, suffix: str, field: str) -> dict[int, Path]:
     return out
 
 
-def load_scannet(
-    root: str | Path,
-    frame_step: int = 1,
-    downscale: int = 1,
-    point_stride: int = 8,
-    max_depth: float = 10.0,
-) -> Capture:
-    """Load a ScanNet export (see the module docstring) as a :class:`Capture`."""
-    root = Path(root)
+def _frames(root: Path, frame_step: int) -> tuple[list[int], list[np.ndarray], int, dict]:
+    """Frame ids used (numeric order, every ``frame_step``-th, finite poses), their OpenCV
+    camera-to-world poses, the number skipped, and the colour files."""
     colors = _frame_files(root / "color", ".jpg", "color")
     if not colors:
         colors = _frame_files(root / "color", ".png", "color")
     if not colors:
         raise DataError(root / "color", "color", "no frames <i>.jpg")
     poses = _frame_files(root / "pose", ".txt", "pose")
-    depths = _frame_files(root / "depth", ".png", "depth") if (root / "depth").is_dir() else {}
-    k_color = _read_matrix(root / "intrinsic" / "intrinsic_color.txt", "intrinsic_color")
     ids, c2w, skipped = [], [], 0
     for i in sorted(colors)[::frame_step]:
         if i not in poses:
@@ -83,6 +75,21 @@ def load_scannet(
         c2w.append(m)
     if not ids:
         raise DataError(root / "pose", "pose", "no frame has a finite pose")
+    return ids, c2w, skipped, colors
+
+
+def load_scannet(
+    root: str | Path,
+    frame_step: int = 1,
+    downscale: int = 1,
+    point_stride: int = 8,
+    max_depth: float = 10.0,
+) -> Capture:
+    """Load a ScanNet export (see the module docstring) as a :class:`Capture`."""
+    root = Path(root)
+    ids, c2w, skipped, colors = _frames(root, frame_step)
+    depths = _frame_files(root / "depth", ".png", "depth") if (root / "depth").is_dir() else {}
+    k_color = _read_matrix(root / "intrinsic" / "intrinsic_color.txt", "intrinsic_color")
     images, _ = load_images([colors[i] for i in ids], "color", (0.0, 0.0, 0.0), downscale)
     h, w = images.shape[1:3]
     # OpenCV intrinsics put pixel centres at integers; zoo's at +0.5 (zoo.structures.cameras).
@@ -110,6 +117,25 @@ def load_scannet(
         depth=depth,
         meta={"skipped_frames": skipped, "frame_ids": ids},
     )
+
+
+def scannet_depth_points(
+    root: str | Path, frame_step: int = 1, point_stride: int = 8, max_depth: float = 10.0
+) -> np.ndarray:
+    """The back-projected depth points (M, 3) of :func:`load_scannet`'s frames, in the export's
+    world frame, read again from the files (depth and poses only, no colour images): how the
+    Gaussian model gets them (``info()["init_points"]`` names the folder, not the points)."""
+    root = Path(root)
+    ids, c2w, _, _ = _frames(root, frame_step)
+    depths = _frame_files(root / "depth", ".png", "depth")
+    k_depth = _read_matrix(root / "intrinsic" / "intrinsic_depth.txt", "intrinsic_depth")
+    pts = []
+    for i, pose in zip(ids, c2w, strict=True):
+        if i not in depths:
+            raise DataError(root / "depth" / f"{i}.png", "depth", "missing for colour frame")
+        d = read_depth_file(depths[i], "depth", 1e-3)
+        pts.append(_backproject(d, k_depth, pose, point_stride, max_depth))
+    return np.concatenate(pts)
 
 
 def _backproject(

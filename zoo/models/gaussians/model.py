@@ -268,16 +268,17 @@ class GaussianSplatting(ZooModel):
             self._set_gaussians(self._random_init(self.num_init))
 
     def _scene_points(self, info: dict[str, Any]) -> SplatArrays | None:
-        """The capture's sparse points (``info["init_points"]``: COLMAP's ``points3D`` or a
-        point PLY, in the data's normalised frame), at most ``num_init`` of them (a seeded
-        subset), as the reference initialises from the COLMAP points; None when the data has
-        none or the file is gone (a checkpoint loaded elsewhere: its state replaces them)."""
+        """The capture's sparse points (``info["init_points"]``: COLMAP's ``points3D``, a
+        point PLY or a ScanNet export's depth points, in the data's normalised frame), at most
+        ``num_init`` of them (a seeded subset), as the reference initialises from the COLMAP
+        points; None when the data has none or the file is gone (a checkpoint loaded
+        elsewhere: its state replaces them)."""
         from pathlib import Path
 
         from zoo.data.formats.points import read_scene_points
 
         source = info.get("init_points")
-        if not source or not Path(source["path"]).is_file():
+        if not source or not Path(source["path"]).exists():
             return None
         points, colors = read_scene_points(source)
         if len(points) < 4:
