@@ -161,11 +161,13 @@ def run(label: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
 
 def table(results: dict[str, dict[str, Any]], sizes: list[int]) -> list[str]:
     """The per-scale PSNR table, with the paper's rows and the mipnerf - nerf margins."""
-    head = f"{'':>16}" + "".join(f"{f'{s} px':>9}" for s in sizes) + f"{'mean':>9}"
+    head = f"{'':>16}" + "".join(f"{f'{s} px':>9}" for s in sizes) + f"{'mean':>9}{'steps':>8}"
     lines = [head]
     for label, r in results.items():
         ps = [s["psnr"] for s in r["scales"].values()]
-        lines.append(f"{label:>16}" + "".join(f"{p:9.2f}" for p in ps) + f"{np.mean(ps):9.2f}")
+        lines.append(
+            f"{label:>16}" + "".join(f"{p:9.2f}" for p in ps) + f"{np.mean(ps):9.2f}{r['steps']:8d}"
+        )
     if "nerf" in results and "mipnerf" in results:
         a = [s["psnr"] for s in results["mipnerf"]["scales"].values()]
         b = [s["psnr"] for s in results["nerf"]["scales"].values()]
@@ -231,8 +233,9 @@ def main() -> None:
         }
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2))  # partial runs survive
-    print("\nHeld-out PSNR (dB) per scale, equal training wall time:")
+    print(f"\nHeld-out PSNR (dB) per scale, {args.minutes:g} min of training each:")
     print("\n".join(table(results, sizes)))
+    print(f"load average before {load_before}, after {os.getloadavg()}")
     print(f"\nwrote {args.out}")
 
 

@@ -11,6 +11,8 @@ from torch import Tensor, nn
 
 from tests.models.test_nerf import INFO, _compose, heldout_psnr, lightning_fit, toy_scene
 from zoo.models.mipnerf import MipNeRF, MipNeRFField, mip_lr_schedule
+from zoo.ops.mip import conical_frustums
+from zoo.ops.occupancy import OccupancyGrid
 
 
 class UniformMedium(nn.Module):
@@ -36,6 +38,12 @@ def small_mip(**kw) -> MipNeRF:
     model = MipNeRF(field, num_samples=16, optimizer=lambda p: torch.optim.Adam(p, lr=5e-3), **kw)
     model.configure_from_data(INFO)
     return model
+
+
+def grid_mip(**kw) -> MipNeRF:
+    """``small_mip`` with its coarse level marched through an occupancy grid."""
+    grid = OccupancyGrid(resolution=24, decay=0.8, update_every=2, warmup_steps=16)
+    return small_mip(occupancy=grid, steps_per_diagonal=128, **kw)
 
 
 def _rays(n: int = 6):
@@ -129,10 +137,12 @@ def test_configs_cpu_default_and_paper_preset():
 
     cpu = instantiate(_compose(["model=mipnerf"]).model)
     assert isinstance(cpu, MipNeRF) and cpu.num_levels == 2 and cpu.coarse_loss_weight == 0.1
+    assert isinstance(cpu.occupancy, OccupancyGrid)
     assert cpu.field.max_deg == 16 and cpu.field.min_deg == 0 and cpu.resample_padding == 0.01
     cfg = _compose(["experiment=mipnerf_paper"])
     paper = instantiate(cfg.model)
     assert paper.num_samples == 128 and len(paper.field.trunk.layers) == 8
+    assert paper.occupancy is None  # the paper's stratified coarse level
     assert paper.field.trunk.skips == (4,) and paper.field.density_bias == -1.0
     assert paper.field.rgb_padding == 0.001 and cfg.data.rays_per_batch == 4096
     opt = paper.configure_optimizers()
@@ -166,3 +176,72 @@ def test_lightning_training_logs_loss_and_val_psnr():
     metrics = lightning_fit(small_mip())  # the views datamodule's batches carry radii
     for key in ("train/loss", "train/psnr", "val/psnr"):
         assert key in metrics and torch.isfinite(metrics[key]), key
+
+
+def _box_rays(n: int = 6):
+    """Rays from z = 1.6 towards the toy box (INFO: box [-0.55, 0.55]^3, t in [1.05, 2.15]),
+    the last one pointing away from it."""
+    gen = torch.Generator().manual_seed(1)
+    origins = torch.tensor([0.0, 0.0, 1.6]) + 0.02 * torch.randn(n, 3, generator=gen)
+    directions = torch.tensor([0.0, 0.0, -1.0]) + 0.05 * torch.randn(n, 3, generator=gen)
+    directions[-1] = torch.tensor([0.0, 0.3, 1.0])  # misses the box
+    return origins, directions, torch.full((n,), 0.004)
+
+
+def test_marched_intervals_tile_the_segment_and_give_beer_lambert():
+    """Grid-marched coarse level: sample k stands for the interval t_k +- dt / 2, consecutive
+    intervals tile the marched segment, each is encoded as its own conical frustum, and a
+    uniform medium (every cell occupied, no early stop) has opacity 1 - exp(-sigma n step) at
+    both levels (the resampled posts stay within the evaluated span); a ray missing the box
+    is not evaluated and shows the background."""
+    field = UniformMedium(0.7)
+    grid = OccupancyGrid(resolution=8)  # never updated: every cell occupied
+    model = MipNeRF(
+        field,
+        num_samples=8,
+        occupancy=grid,
+        steps_per_diagonal=64,
+        early_stop_eps=0.0,
+        march_segments=1,
+    )
+    model.configure_from_data(INFO)
+    o, d, radii = _box_rays()
+    coarse = model.march_coarse(o, d, radii, perturb=False)
+    t, edges, evaluated = coarse["t"], coarse["edges"], coarse["evaluated"]
+    dt = model.step_size / d.norm(dim=-1)  # (R,) interval length in t
+    torch.testing.assert_close(edges[:, :-1], t - dt[:, None] / 2)
+    torch.testing.assert_close(edges[:, 1:], t + dt[:, None] / 2)  # no gaps, no overlaps
+    n_eval = evaluated.sum(-1)
+    assert n_eval[-1] == 0 and (n_eval[:-1] > 20).all()
+    assert (coarse["weights"][~evaluated] == 0).all()
+    assert (evaluated[:, :-1] | ~evaluated[:, 1:]).all()  # one contiguous run from the entry
+    # The field saw exactly the frustums of the evaluated intervals (ray-major packing).
+    _, var = conical_frustums(o, d, edges, radii)  # (R, S, 3)
+    torch.testing.assert_close(field.seen_var[0], var[evaluated])
+    expected = 1 - torch.exp(-0.7 * n_eval * model.step_size)
+    torch.testing.assert_close(coarse["opacity"], expected, atol=1e-5, rtol=0)
+    out = model.render_rays(o, d, perturb=False, radii=radii)
+    torch.testing.assert_close(out["opacity"], expected, atol=1e-5, rtol=0)
+    bg = torch.tensor(INFO["background"])
+    colour = expected[:, None] * torch.tensor([0.2, 0.5, 0.8]) + (1 - expected[:, None]) * bg
+    torch.testing.assert_close(out["rgb"], colour, atol=1e-5, rtol=0)
+    torch.testing.assert_close(out["rgb_coarse"], colour, atol=1e-5, rtol=0)
+    assert len(field.seen_var[-1]) == 5 * 8  # the fine level: N frustums, hit rays only
+    # Jittered: posts still inside the evaluated span, so the opacity cannot exceed it.
+    out = model.render_rays(o, d, perturb=True, radii=radii)
+    assert (out["opacity"] <= expected + 1e-5).all() and out["opacity"][-1] == 0
+
+
+@pytest.mark.slow
+def test_grid_marched_mipnerf_prunes_space_and_learns():
+    torch.manual_seed(0)
+    train_cams, train_imgs, test_cams, test_imgs = toy_scene(24)
+    model = grid_mip()
+    before = heldout_psnr(model, test_cams, test_imgs)
+    history = model.fit_views(train_cams, train_imgs, steps=60, rays_per_batch=256)
+    after = heldout_psnr(model, test_cams, test_imgs)
+    # Measured (seeds 0-2): 17-20 % of the cells left occupied, held-out PSNR 9.3-9.5 ->
+    # 16.5-17.2 dB, training PSNR +4.5-4.9 dB; the thresholds leave about half as margin.
+    assert model.occupancy.occupancy_fraction() < 0.5  # empty space was dropped
+    assert after > before + 3.5, (before, after)
+    assert sum(history[-20:]) / 20 > sum(history[:20]) / 20 + 2.5

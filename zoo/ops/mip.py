@@ -109,7 +109,7 @@ def integrated_pos_enc(mean: Tensor, var: Tensor, min_deg: int = 0, max_deg: int
     if not 0 <= min_deg < max_deg:
         raise ValueError(f"need 0 <= min_deg < max_deg, got {min_deg}, {max_deg}")
     scales = 2.0 ** torch.arange(min_deg, max_deg, dtype=mean.dtype, device=mean.device)  # (L,)
-    shape = (*mean.shape[:-1], -1)
+    shape = (*mean.shape[:-1], len(scales) * mean.shape[-1])  # explicit: N may be 0
     y = (mean[..., None, :] * scales[:, None]).reshape(shape)  # (..., L D)
     y_var = (var[..., None, :] * scales[:, None] ** 2).reshape(shape)
     damp = torch.exp(-0.5 * y_var)
@@ -121,7 +121,7 @@ def pos_enc(x: Tensor, min_deg: int, max_deg: int, append_identity: bool = True)
     the input first with ``append_identity``): what :func:`integrated_pos_enc` gives at zero
     variance. Mip-NeRF encodes view directions with it (degrees 0-3, identity appended)."""
     scales = 2.0 ** torch.arange(min_deg, max_deg, dtype=x.dtype, device=x.device)
-    y = (x[..., None, :] * scales[:, None]).reshape(*x.shape[:-1], -1)  # (..., L D)
+    y = (x[..., None, :] * scales[:, None]).reshape(*x.shape[:-1], len(scales) * x.shape[-1])
     feats = torch.cat([torch.sin(y), torch.cos(y)], dim=-1)
     return torch.cat([x, feats], dim=-1) if append_identity else feats
 

@@ -6,7 +6,10 @@ non-negligible. NerfAcc (Li et al., "NerfAcc: Efficient Sampling Accelerates NeR
 ``nerfacc.OccGridEstimator``) showed the same estimator accelerates any radiance field, the
 original NeRF MLP included (``examples/train_mlp_nerf.py``: 1024 marching steps per box
 diagonal, a 128^3 grid, opacity threshold 0.01), which is why it lives here and not in one
-model: :func:`occupancy_march` is the sampler both ``model=ngp`` and ``model=nerf`` use.
+model: :func:`occupancy_march` is the sampler both ``model=ngp`` and ``model=nerf`` use, and
+``model=mipnerf`` marches its coarse level with the same pieces (:func:`march_candidates`,
+whose samples each stand for an interval ``t +- dt / 2`` of the ray, i.e. a conical frustum,
+and :func:`march_packed`).
 
 Update rule (every ``update_every`` training steps): every cell's stored density is decayed by
 ``decay`` (0.95), then ``M`` cells get ``max(stored, sigma(x))`` at a uniformly random point
@@ -186,6 +189,91 @@ class OccupancyGrid(nn.Module):
 
 
 FieldFn = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+# (ray index (M,), step index (M,)) -> (sigma (M,), rgb (M, 3)) of those samples of the march.
+SampleFn = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+
+
+def march_candidates(
+    grid: OccupancyGrid,
+    origins: Tensor,
+    directions: Tensor,
+    near: float,
+    far: float,
+    step_size: float,
+    n_steps: int,
+    perturb: bool = False,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The dense march of :func:`occupancy_march` before any field evaluation.
+
+    Sample ``k`` of ray ``r`` stands for the interval ``t[r, k] +- dt[r] / 2`` of the ray (metric
+    length ``step_size``): consecutive samples tile the marched segment without gaps or
+    overlaps, which is what cone tracing needs (Mip-NeRF's frustums are intervals, not points).
+
+    Args:
+        see :func:`occupancy_march`.
+    Returns:
+        ``t`` (R, S) interval centres (ray parameter), ``dt`` (R,) interval length in ``t``
+        units (``step_size / |d|``), ``candidates`` (R, S) bool: inside the marched segment
+        and in an occupied cell.
+    """
+    if origins.shape != directions.shape or origins.ndim != 2 or origins.shape[-1] != 3:
+        raise ValueError(
+            f"origins and directions must both be (R, 3), got {tuple(origins.shape)}, "
+            f"{tuple(directions.shape)}"
+        )
+    if step_size <= 0.0 or n_steps < 1:
+        raise ValueError(f"need step_size > 0 and n_steps >= 1; got {step_size}, {n_steps}")
+    dt = step_size / directions.norm(dim=-1)  # (R,) step in t units
+    t_in, t_out = ray_box_intersect(origins, directions, grid.bbox_min, grid.bbox_max)
+    t, valid = uniform_march(t_in.clamp_min(near), t_out.clamp_max(far), dt, n_steps, perturb)
+    points = origins[:, None, :] + t[..., None] * directions[:, None, :]  # (R, S, 3)
+    return t, dt, valid & grid.query(points)
+
+
+def march_packed(
+    sample_fn: SampleFn,
+    candidates: Tensor,
+    step_size: float,
+    early_stop_eps: float = 1e-4,
+    segments: int = 4,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Evaluate and weight the candidate samples (R, S) of a march, with early termination.
+
+    The steps are cut into ``segments`` slices; each slice evaluates ``sample_fn`` on its
+    candidates of the rays whose optical depth so far is below ``-log(early_stop_eps)``
+    (nothing is evaluated twice). Within a slice the samples are packed (ray-major); a slice's
+    weights are its local compositing weights times the transmittance left by the previous
+    slices, every sample having metric length ``step_size``.
+
+    Returns:
+        packed ``weights`` (M,), ``rgb`` (M, 3), ``ray_index`` (M,), ``step_index`` (M,) of the
+        evaluated samples (differentiable in ``weights`` and ``rgb``).
+    """
+    if segments < 1:
+        raise ValueError(f"need segments >= 1, got {segments}")
+    r, n_steps = candidates.shape
+    dev = candidates.device
+    tau_max = -math.log(early_stop_eps) if early_stop_eps > 0 else math.inf
+    tau = torch.zeros(r, device=dev)  # optical depth of the slices so far (differentiable)
+    seg = int(math.ceil(n_steps / segments))
+    parts: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
+    for s0 in range(0, n_steps, seg):
+        alive = tau.detach() < tau_max  # (R,)
+        ray_i, col = (candidates[:, s0 : s0 + seg] & alive[:, None]).nonzero(as_tuple=True)
+        if len(ray_i) == 0:
+            continue
+        col = col + s0
+        sigma, rgb = sample_fn(ray_i, col)  # (M,), (M, 3)
+        w_local, _ = render_weights_packed(sigma, torch.full_like(sigma, step_size), ray_i, r)
+        weights = w_local * torch.exp(-tau)[ray_i]
+        tau = tau.index_add(0, ray_i, sigma * step_size)
+        parts.append((weights, rgb, ray_i, col))
+    if not parts:  # nothing to evaluate: keep a graph so that training can backpropagate
+        empty = torch.zeros(0, dtype=torch.long, device=dev)
+        sigma, rgb = sample_fn(empty, empty)
+        parts.append((sigma, rgb, empty, empty))
+    weights, rgb, ray_index, step_index = (torch.cat(x) for x in zip(*parts, strict=True))
+    return weights, rgb, ray_index, step_index
 
 
 def occupancy_march(
@@ -219,52 +307,23 @@ def occupancy_march(
         ``rgb`` (R, 3), ``depth`` (R,), ``opacity`` (R,) and ``samples`` (the number of field
         evaluations, a 0-d tensor).
     """
-    if origins.shape != directions.shape or origins.ndim != 2 or origins.shape[-1] != 3:
-        raise ValueError(
-            f"origins and directions must both be (R, 3), got {tuple(origins.shape)}, "
-            f"{tuple(directions.shape)}"
-        )
-    if step_size <= 0.0 or n_steps < 1 or segments < 1:
-        raise ValueError(
-            f"need step_size > 0, n_steps >= 1, segments >= 1; got {step_size}, {n_steps}, "
-            f"{segments}"
-        )
-    r = origins.shape[0]
-    norm = directions.norm(dim=-1)  # (R,) metric length per unit of t
-    unit_dirs = directions / norm[:, None]
-    t_in, t_out = ray_box_intersect(origins, directions, grid.bbox_min, grid.bbox_max)
-    t_start = t_in.clamp_min(near)
-    t_end = t_out.clamp_max(far)
-    t, valid = uniform_march(t_start, t_end, step_size / norm, n_steps, perturb=perturb)
-    points = origins[:, None, :] + t[..., None] * directions[:, None, :]  # (R, S, 3)
-    candidates = valid & grid.query(points)  # (R, S)
+    if segments < 1:
+        raise ValueError(f"need segments >= 1, got {segments}")
+    t, _, candidates = march_candidates(
+        grid, origins, directions, near, far, step_size, n_steps, perturb
+    )
+    unit_dirs = directions / directions.norm(dim=-1, keepdim=True)
 
-    # Evaluate the field slice by slice of the march, on rays still transparent enough.
-    # Within a slice the samples are packed (ray-major); a slice's weights are its local
-    # compositing weights times the transmittance left by the previous slices.
-    tau_max = -math.log(early_stop_eps) if early_stop_eps > 0 else math.inf
-    tau = t.new_zeros(r)  # optical depth of the slices so far (differentiable)
-    seg = int(math.ceil(n_steps / segments))
-    parts: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
-    for s0 in range(0, n_steps, seg):
-        alive = tau.detach() < tau_max  # (R,)
-        ray_i, col = (candidates[:, s0 : s0 + seg] & alive[:, None]).nonzero(as_tuple=True)
-        if len(ray_i) == 0:
-            continue
-        col = col + s0
-        sigma, rgb = field(points[ray_i, col], unit_dirs[ray_i])  # (M,), (M, 3)
-        w_local, _ = render_weights_packed(sigma, torch.full_like(sigma, step_size), ray_i, r)
-        weights = w_local * torch.exp(-tau)[ray_i]
-        tau = tau.index_add(0, ray_i, sigma * step_size)
-        parts.append((weights, rgb, t[ray_i, col], ray_i))
-    if not parts:  # nothing to evaluate: keep a graph so that training can backpropagate
-        sigma, rgb = field(points.new_zeros(0, 3), points.new_zeros(0, 3))
-        empty = torch.zeros(0, dtype=torch.long, device=t.device)
-        parts.append((sigma, rgb, sigma.detach(), empty))
-    weights, rgb, t_s, ray_index = (torch.cat(x) for x in zip(*parts, strict=True))
-    out = composite_packed(weights, rgb, t_s, ray_index, r, background)
-    out["samples"] = torch.tensor(len(ray_index), device=t.device)
+    def at_samples(ray_i: Tensor, col: Tensor) -> tuple[Tensor, Tensor]:
+        points = origins[ray_i] + t[ray_i, col][:, None] * directions[ray_i]  # (M, 3)
+        return field(points, unit_dirs[ray_i])
+
+    weights, rgb, ray_i, col = march_packed(
+        at_samples, candidates, step_size, early_stop_eps, segments
+    )
+    out = composite_packed(weights, rgb, t[ray_i, col], ray_i, len(origins), background)
+    out["samples"] = torch.tensor(len(ray_i), device=t.device)
     return out
 
 
-__all__ = ["OccupancyGrid", "occupancy_march"]
+__all__ = ["OccupancyGrid", "march_candidates", "march_packed", "occupancy_march"]
