@@ -278,7 +278,7 @@ def generation_metrics(
     """MMD / COV / 1-NNA (Chamfer) of as many samples as ``references``, with their two-sample
     bootstrap standard errors."""
     from zoo.metrics import jsd
-    from zoo.metrics.bootstrap import generative_bootstrap_se
+    from zoo.metrics.bootstrap import generative_bootstrap_se, jsd_bootstrap_se
     from zoo.metrics.generative import generative_metrics
     from zoo.metrics.pairwise import pairwise_distances
 
@@ -302,10 +302,19 @@ def generation_metrics(
         se = generative_bootstrap_se(d_ss, d_sr, d_rr, cfg.n_boot)
         out.update({f"gen/{k}_cd_se": v for k, v in se.items()})
     if cfg.generation_emd:
-        emd = generative_metrics(pts, refs, distance=f"emd_{cfg.generation_emd}")  # type: ignore[arg-type]
+        dist = f"emd_{cfg.generation_emd}"
+        e_sr = pairwise_distances(pts, refs, dist)  # type: ignore[arg-type]  # (S, R)
+        e_ss = pairwise_distances(pts, None, dist)  # type: ignore[arg-type]  # (S, S)
+        e_rr = pairwise_distances(refs, None, dist)  # type: ignore[arg-type]  # (R, R)
+        emd = generative_metrics(pts, refs, matrices=(e_ss, e_sr, e_rr))
         out.update({f"gen/{k}_emd": float(v) for k, v in emd.items()})
+        if cfg.n_boot > 0:
+            se = generative_bootstrap_se(e_ss, e_sr, e_rr, cfg.n_boot)
+            out.update({f"gen/{k}_emd_se": v for k, v in se.items()})
     if cfg.generation_jsd:
         out["gen/jsd"] = jsd(pts, refs)
+        if cfg.n_boot > 0:
+            out["gen/jsd_se"] = jsd_bootstrap_se(pts, refs, cfg.n_boot)
     if cfg.generation_fpd:
         out.update(feature_metrics(pts, refs, cfg.generation_fpd))
     return out
