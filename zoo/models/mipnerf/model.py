@@ -144,33 +144,6 @@ class MipNeRF(RadianceFieldModel):
         self.march_segments = int(march_segments)
         self.on_scene_configured()
 
-    # ---- occupancy grid (only with ``occupancy``) ---------------------------------------
-    @property
-    def step_size(self) -> float:
-        """Metric length of a marched interval (coarse level with ``occupancy``)."""
-        return math.dist(self.bbox_min, self.bbox_max) / self.steps_per_diagonal
-
-    def on_scene_configured(self) -> None:
-        if getattr(self, "occupancy", None) is not None:
-            self.occupancy.set_bbox(self.bbox_min, self.bbox_max)
-            self.occupancy.step_size = self.step_size
-
-    def reset_scene_state(self) -> None:
-        if self.occupancy is not None:
-            self.occupancy.reset()
-
-    def before_train_step(self, step: int) -> None:
-        """Occupancy-grid update every ``update_every`` steps (from step 1, as ``nerf``)."""
-        if self.occupancy is not None and step > 0 and self.occupancy.due(step):
-            self.occupancy.update(self.density, step)
-
-    def mesh_density(self, points: Tensor) -> Tensor:
-        """Density, with the empty cells of the occupancy grid (if any) zeroed."""
-        sigma = self.density(points)
-        if self.occupancy is None:
-            return sigma
-        return sigma * self.occupancy.query(points).float()
-
     def _level(
         self, origins: Tensor, directions: Tensor, radii: Tensor, t_vals: Tensor
     ) -> dict[str, Tensor]:

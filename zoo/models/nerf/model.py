@@ -33,7 +33,6 @@ The CPU default (``conf/model/nerf.yaml``, chosen by measurement with
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -115,32 +114,9 @@ class NeRF(RadianceFieldModel):
         return self.occupancy is None
 
     # ---- occupancy grid (only with ``occupancy``) ---------------------------------------
-    @property
-    def step_size(self) -> float:
-        """Metric marching step of the occupancy march."""
-        return math.dist(self.bbox_min, self.bbox_max) / self.steps_per_diagonal
-
-    def on_scene_configured(self) -> None:
-        if self.occupancy is not None:
-            self.occupancy.set_bbox(self.bbox_min, self.bbox_max)
-            self.occupancy.step_size = self.step_size
-
-    def reset_scene_state(self) -> None:
-        if self.occupancy is not None:
-            self.occupancy.reset()
-
-    def before_train_step(self, step: int) -> None:
-        """Occupancy-grid update every ``update_every`` steps (from step 1: step 0 would only
-        measure the random initialisation)."""
-        if self.occupancy is not None and step > 0 and self.occupancy.due(step):
-            self.occupancy.update(self.field.density, step)
-
-    def mesh_density(self, points: Tensor) -> Tensor:
-        """Density, with the empty cells of the occupancy grid (if any) zeroed."""
-        sigma = self.density(points)
-        if self.occupancy is None:
-            return sigma
-        return sigma * self.occupancy.query(points).float()
+    def grid_density(self, points: Tensor) -> Tensor:
+        """The occupancy grid follows the coarse field (the one it marches)."""
+        return self.field.density(points)
 
     def _render_pass(
         self, field: nn.Module, origins: Tensor, directions: Tensor, t: Tensor

@@ -153,8 +153,25 @@ class RadianceFieldModel(ZooModel):
             origins, directions, n["width"], n["height"], n["focal"], n.get("near", 1.0)
         )
 
-    def on_scene_configured(self) -> None:  # noqa: B027
-        """Hook for subclasses: the scene box / bounds changed."""
+    # ---- optional occupancy grid ---------------------------------------------------------
+    # Models that march an ``OccupancyGrid`` (``zoo.ops.occupancy``) store it as
+    # ``self.occupancy`` (None: no grid) with ``self.steps_per_diagonal``; the hooks below keep
+    # it on the scene box, reset it per scene, update it during training and mask meshes by it.
+    @property
+    def step_size(self) -> float:
+        """Metric length of one marching step: the box diagonal / ``steps_per_diagonal``."""
+        return math.dist(self.bbox_min, self.bbox_max) / self.steps_per_diagonal
+
+    def grid_density(self, points: Tensor) -> Tensor:
+        """The density the occupancy grid is updated from (default: :meth:`density`)."""
+        return self.density(points)
+
+    def on_scene_configured(self) -> None:
+        """Hook for subclasses: the scene box / bounds changed (puts the grid, if any, on the
+        new box)."""
+        if getattr(self, "occupancy", None) is not None:
+            self.occupancy.set_bbox(self.bbox_min, self.bbox_max)
+            self.occupancy.step_size = self.step_size
 
     def background_tensor(self, like: Tensor) -> Tensor:
         return torch.tensor(self.background, dtype=like.dtype, device=like.device)
@@ -182,8 +199,13 @@ class RadianceFieldModel(ZooModel):
     def density(self, points: Tensor) -> Tensor:
         """Density sigma (N,) at world points (N, 3) (the one meshes are extracted from)."""
 
-    def before_train_step(self, step: int) -> None:  # noqa: B027
-        """Hook run before each optimisation step (e.g. occupancy-grid updates)."""
+    def before_train_step(self, step: int) -> None:
+        """Hook run before each optimisation step: the occupancy-grid update (if any) every
+        ``update_every`` steps, from step 1 (step 0 would only measure the random
+        initialisation)."""
+        grid = getattr(self, "occupancy", None)
+        if grid is not None and step > 0 and grid.due(step):
+            grid.update(self.grid_density, step)
 
     # ---- training -----------------------------------------------------------------------
     def photometric_loss(
@@ -281,8 +303,13 @@ class RadianceFieldModel(ZooModel):
         }
 
     def mesh_density(self, points: Tensor) -> Tensor:
-        """The density meshed by ``to_mesh`` (default: :meth:`density`)."""
-        return self.density(points)
+        """The density meshed by ``to_mesh``: :meth:`density`, with the empty cells of the
+        occupancy grid (if any) zeroed."""
+        sigma = self.density(points)
+        grid = getattr(self, "occupancy", None)
+        if grid is None:
+            return sigma
+        return sigma * grid.query(points).float()
 
     def to_mesh(self, shape: Any, resolution: int = 128) -> trimesh.Trimesh:
         """Marching cubes of the density at ``density_threshold`` over the scene box (through
@@ -322,8 +349,10 @@ class RadianceFieldModel(ZooModel):
         new.reset_scene_state()
         return new
 
-    def reset_scene_state(self) -> None:  # noqa: B027
-        """Hook for subclasses: forget scene-specific state (e.g. an occupancy grid)."""
+    def reset_scene_state(self) -> None:
+        """Hook for subclasses: forget scene-specific state (resets the occupancy grid, if any)."""
+        if getattr(self, "occupancy", None) is not None:
+            self.occupancy.reset()
 
     def reconstruct(self, target: ShapeTarget) -> Any:
         """The fitted scene for ``target``.
