@@ -91,7 +91,9 @@ def test_colmap_model(truth, tmp_path, binary):
     _check(dm, truth, expected)
     # Sparse points (normalised like the cameras) bound the scene box and seed the Gaussians.
     pts = truth.points @ transform[:, :3].T * scale + transform[:, 3] * scale
-    assert np.allclose(dm.points, pts, atol=1e-9)
+    # The loader normalises in float32: 1e-6 is a few float32 ulps at these coordinates (the
+    # earlier 1e-9 held only where the kernels round alike; ATEN_CPU_CAPABILITY=default: 1e-8 off).
+    assert np.allclose(dm.points, pts, rtol=0, atol=1e-6)
     info = dm.info()
     lo, hi = np.array(info["bbox_min"]), np.array(info["bbox_max"])
     assert (lo < pts.min(0)).all() and (hi > pts.max(0)).all()
