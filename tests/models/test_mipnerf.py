@@ -136,12 +136,13 @@ def test_configs_cpu_default_and_paper_preset():
     from hydra.utils import instantiate
 
     cpu = instantiate(_compose(["model=mipnerf"]).model)
-    assert isinstance(cpu, MipNeRF) and cpu.num_levels == 2 and cpu.coarse_loss_weight == 0.1
+    assert isinstance(cpu, MipNeRF) and cpu.num_levels == 1 and cpu.coarse_loss_weight == 0.1
     assert isinstance(cpu.occupancy, OccupancyGrid)
     assert cpu.field.max_deg == 16 and cpu.field.min_deg == 0 and cpu.resample_padding == 0.01
     cfg = _compose(["experiment=mipnerf_paper"])
     paper = instantiate(cfg.model)
     assert paper.num_samples == 128 and len(paper.field.trunk.layers) == 8
+    assert paper.num_levels == 2
     assert paper.occupancy is None  # the paper's stratified coarse level
     assert paper.field.trunk.skips == (4,) and paper.field.density_bias == -1.0
     assert paper.field.rgb_padding == 0.001 and cfg.data.rays_per_batch == 4096
