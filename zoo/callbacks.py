@@ -7,13 +7,16 @@ with one line. ``FinalCheckpoint`` (added by ``zoo.train`` itself) writes ``last
 end of fit from inside the training processes, so it holds the true final step and optimiser
 state under every strategy, ``ddp_spawn`` included (whose launching process never trains).
 ``ModelTable`` prints the model summary without Lightning's meaningless ``Total FLOPs: 0``;
-``ProgressLog`` writes progress milestones to ``train.log``.
+``ProgressLog`` writes progress milestones to ``train.log``; ``WallClockSnapshots`` saves
+weights at given training wall times (quality-vs-time curves).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -249,3 +252,83 @@ class ProgressLog(pl.Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero:
             _log.info(self._line(trainer, "training ended at"))
+
+
+class WallClockSnapshots(pl.Callback):
+    """Weights-only checkpoints at given seconds of training wall time and at given steps, for
+    quality-vs-training-time curves (``benchmarks/bench_shape_curves.py``).
+
+    The clock starts when fit starts (data preparation is not counted) and counts validation
+    but not the snapshots themselves (finalising post-training state such as mesh_gcn's prior
+    and writing the file). ``stop_after`` seconds ends training at the first step past it.
+    ``<dirpath>/snapshots.json`` lists ``{"seconds", "step", "path", "reason"}`` with the
+    wall-clock time fit started (``train_start_unix``) and ended (``train_end_unix``).
+    Add it from the command line, e.g.::
+
+        python -m zoo.train model=deepsdf trainer.max_steps=100000 \\
+            +callbacks.snap._target_=zoo.callbacks.WallClockSnapshots \\
+            +callbacks.snap.dirpath=/tmp/snaps "+callbacks.snap.seconds=[60,300]" \\
+            +callbacks.snap.stop_after=600
+    """
+
+    def __init__(
+        self,
+        dirpath: str | Path,
+        seconds: list[float] | tuple[float, ...] = (),
+        steps: list[int] | tuple[int, ...] = (),
+        stop_after: float | None = None,
+    ) -> None:
+        self.dirpath = Path(dirpath)
+        self.seconds = sorted(float(s) for s in seconds)
+        self.steps = sorted(int(s) for s in steps)
+        self.stop_after = None if stop_after is None else float(stop_after)
+        self.records: list[dict[str, Any]] = []
+        self._t0 = 0.0
+        self._excluded = 0.0
+        self._start_unix = 0.0
+
+    def elapsed(self) -> float:
+        """Training seconds so far (snapshot time excluded)."""
+        return time.perf_counter() - self._t0 - self._excluded
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        self._t0, self._excluded, self._start_unix = time.perf_counter(), 0.0, time.time()
+
+    def _snapshot(self, trainer: pl.Trainer, pl_module: pl.LightningModule, reason: str) -> None:
+        t_start = time.perf_counter()
+        seconds, step = self.elapsed(), int(trainer.global_step)
+        finalize = getattr(pl_module, "finalize_training", None)
+        was_training = pl_module.training
+        if callable(finalize):
+            finalize()
+        pl_module.train(was_training)
+        path = self.dirpath / f"{reason}_step{step:07d}.ckpt"
+        trainer.save_checkpoint(path, weights_only=True)
+        self.records.append({"seconds": seconds, "step": step, "path": str(path), "reason": reason})
+        self._write(end=None)
+        self._excluded += time.perf_counter() - t_start
+
+    def _write(self, end: float | None) -> None:
+        info = {"train_start_unix": self._start_unix, "train_end_unix": end}
+        write = {**info, "snapshots": self.records}
+        tmp = self.dirpath / "snapshots.json.tmp"
+        tmp.write_text(json.dumps(write, indent=2))
+        tmp.replace(self.dirpath / "snapshots.json")
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, i: int
+    ) -> None:
+        elapsed, step = self.elapsed(), int(trainer.global_step)
+        while self.steps and step >= self.steps[0]:
+            self.steps.pop(0)
+            self._snapshot(trainer, pl_module, "step")
+        while self.seconds and elapsed >= self.seconds[0]:
+            self.seconds.pop(0)
+            self._snapshot(trainer, pl_module, "time")
+        if self.stop_after is not None and elapsed >= self.stop_after:
+            trainer.should_stop = True
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._snapshot(trainer, pl_module, "end")
+        self._write(end=time.time())

@@ -25,7 +25,7 @@ from zoo.models.mesh_gcn.losses import (
     move_loss,
     normal_loss,
 )
-from zoo.models.mesh_gcn.networks import render_input_view
+from zoo.models.mesh_gcn.networks import PointPooling, render_input_view
 from zoo.models.mesh_gcn.template import TemplateHierarchy, subdivide, unpool
 from zoo.nn.graph_conv import Adjacency
 from zoo.ops.surface import sample_surface
@@ -311,11 +311,49 @@ class _Shapes(Dataset):
         return self.items[i]
 
 
-@pytest.mark.parametrize("encoder", ["points", "image"])
+def test_point_pooling_reads_the_offsets_to_the_nearest_points() -> None:
+    torch.manual_seed(0)
+    pool = PointPooling(k=3, dim=8, hidden=16)
+    verts = torch.rand(2, 5, 3)  # (B, V, 3)
+    points = torch.rand(2, 40, 3)  # (B, N, 3)
+    feat = pool(verts, points)
+    assert feat.shape == (2, 5, 8)
+    perm = torch.randperm(40)
+    torch.testing.assert_close(pool(verts, points[:, perm]), feat)  # a set function
+    shift = torch.tensor([0.3, -0.2, 0.5])
+    torch.testing.assert_close(pool(verts + shift, points + shift), feat)  # offsets only
+    # A point that is nobody's neighbour changes nothing; moving a neighbour does.
+    d = torch.cdist(verts, points)  # (B, V, N)
+    near = d.topk(3, dim=-1, largest=False).indices
+    used = torch.zeros(2, 40, dtype=torch.bool)
+    for b in range(2):
+        used[b, near[b].flatten()] = True
+    far, close = int((~used[0]).nonzero()[0]), int(near[0, 0, 0])
+    moved = points.clone()
+    moved[0, far] += 0.01 * (moved[0, far] - verts[0].mean(0)).sign()  # stays far
+    torch.testing.assert_close(pool(verts, moved), feat)
+    moved = points.clone()
+    moved[0, close] += 0.05
+    assert not torch.allclose(pool(verts, moved)[0, 0], feat[0, 0])
+    # In the deformer: without points (sampling) and for dropped shapes, zeros.
+    model = MeshGCN(**TINY, pool_k=4)
+    z = torch.randn(2, 16)
+    pts = torch.rand(2, 300, 3) - 0.5
+    keep = torch.tensor([True, False])
+    out = model.decode(z, pts, keep)["coords"][-1]
+    torch.testing.assert_close(out[1:], model.decode(z[1:])["coords"][-1])
+    assert MeshGCN(**TINY, encoder="image", pool_k=4).deformer.pool is None
+
+
+@pytest.mark.parametrize("encoder", ["points", "image", "points_pooled"])
 def test_lightning_fit_lowers_val_chamfer_and_fits_the_prior(encoder: str, tmp_path) -> None:
     pl.seed_everything(0, verbose=False)
     data = _Shapes(8, seed=0, with_images=encoder == "image")
-    model = MeshGCN(**TINY, encoder=encoder, optimizer=lambda p: torch.optim.Adam(p, lr=3e-3))
+    extra = {"pool_k": 4} if encoder == "points_pooled" else {}
+    encoder = encoder.removesuffix("_pooled")
+    model = MeshGCN(
+        **TINY, **extra, encoder=encoder, optimizer=lambda p: torch.optim.Adam(p, lr=3e-3)
+    )
     loader = DataLoader(data, batch_size=4)
     first = {k: torch.stack([data[i][k] for i in range(4)]) if k != "idx" else torch.arange(4)
              for k in data[0]}  # fmt: skip
@@ -343,6 +381,7 @@ def test_cpu_default_and_paper_preset_configs() -> None:
     cfg = _compose(["model=mesh_gcn"])
     model = instantiate(cfg.model)
     assert isinstance(model, MeshGCN) and model.template.num_vertices == [42, 162, 642]
+    assert model.deformer.pool is not None and model.deformer.pool.k == 8
     w = model.weights
     reference = (1.6e-4, 0.3, 0.5, 0.1, (1, 1, 1))  # noahcao/Pixel2Mesh options.py
     assert (w.normal, w.edge, w.laplace, w.move, tuple(w.chamfer)) == reference

@@ -33,7 +33,12 @@ from torch import Tensor
 
 from zoo.models.base import ZooModel
 from zoo.models.mesh_gcn.losses import LossWeights, mesh_losses
-from zoo.models.mesh_gcn.networks import ImageEncoder, MeshDeformer, render_input_view
+from zoo.models.mesh_gcn.networks import (
+    ImageEncoder,
+    MeshDeformer,
+    PointPooling,
+    render_input_view,
+)
 from zoo.models.mesh_gcn.template import TemplateHierarchy
 from zoo.models.registry import register_model
 from zoo.nn.graph_conv import NORMALIZATIONS
@@ -79,6 +84,14 @@ class MeshGCN(ZooModel):
         image_size: side of the rendered input view; views: orbit cameras (of ``n_orbit``) a
             training step picks from at random (``reconstruct`` uses the first).
         prior_shrinkage: the fitted covariance is ``S + shrinkage * tr(S)/zdim * I``.
+        pool_k: with ``encoder=points``, every vertex also reads the offsets to its ``pool_k``
+            nearest input points at every stage (:class:`PointPooling`, the point-cloud
+            analogue of Pixel2Mesh's perceptual feature pooling); 0: the global code only.
+            Not used with ``encoder=image``.
+        pool_dim: width of the pooled per-vertex features.
+        pool_dropout: fraction of the training shapes decoded without pooled features (zeros,
+            as ``sample`` decodes prior codes, which have no input points), so that the
+            code-only path stays a generator.
     """
 
     kind = "mesh"
@@ -110,6 +123,9 @@ class MeshGCN(ZooModel):
         views: Sequence[int] = (1,),
         n_orbit: int = 8,
         prior_shrinkage: float = 1e-3,
+        pool_k: int = 0,
+        pool_dim: int = 32,
+        pool_dropout: float = 0.25,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -136,8 +152,16 @@ class MeshGCN(ZooModel):
             )  # fmt: skip
         else:
             self.encoder = ImageEncoder(self.zdim, tuple(image_channels))
+        if pool_k < 0 or not 0.0 <= pool_dropout < 1.0:
+            raise ValueError(
+                f"need pool_k >= 0, 0 <= pool_dropout < 1; got {pool_k}, {pool_dropout}"
+            )
+        pool = PointPooling(pool_k, pool_dim) if pool_k > 0 and encoder == "points" else None
+        self.pool_dropout = float(pool_dropout)
         self.template = TemplateHierarchy(ico_subdivisions, stages, tuple(template_axes))
-        self.deformer = MeshDeformer(self.template, self.zdim, hidden, blocks, normalization)
+        self.deformer = MeshDeformer(
+            self.template, self.zdim, hidden, blocks, normalization, pool=pool
+        )
         self.register_buffer("prior_mean", torch.zeros(self.zdim))
         self.register_buffer("prior_tril", torch.eye(self.zdim))
         self.register_buffer("prior_ready", torch.zeros((), dtype=torch.bool))
@@ -150,12 +174,17 @@ class MeshGCN(ZooModel):
         """Codes (B, zdim) of points (B, N, 3) or images (B, H, W, 3) (by ``encoder``)."""
         return self.encoder(inputs)
 
-    def decode(self, z: Tensor) -> dict[str, list[Tensor]]:
-        """Per-stage vertices ``coords`` and stage inputs ``before`` for codes z (B, zdim)."""
-        return self.deformer(z)
+    def decode(
+        self, z: Tensor, points: Tensor | None = None, keep: Tensor | None = None
+    ) -> dict[str, list[Tensor]]:
+        """Per-stage vertices ``coords`` and stage inputs ``before`` for codes z (B, zdim);
+        with point pooling, the input ``points`` (B, N, 3) the vertices read from and
+        ``keep`` (B,) bool (see :class:`MeshDeformer`)."""
+        return self.deformer(z, points, keep)
 
-    def _shape(self, z: Tensor) -> MeshGCNShape:
-        verts = self.decode(z[None])["coords"][-1][0]  # (V, 3)
+    def _shape(self, z: Tensor, points: Tensor | None = None) -> MeshGCNShape:
+        pts = points[None] if points is not None else None
+        verts = self.decode(z[None], pts)["coords"][-1][0]  # (V, 3)
         return MeshGCNShape(verts, self.template.faces(self.template.n_levels - 1), z)
 
     # ----------------------------------------------------------------- encoder inputs
@@ -230,7 +259,12 @@ class MeshGCN(ZooModel):
     def loss_terms(self, batch: dict[str, Tensor], stage: str = "train") -> dict[str, Tensor]:
         """The Pixel2Mesh loss and its parts (``losses.mesh_losses``) on a mesh-form batch."""
         points, normals = batch["points"], batch.get("normals")  # (B, N, 3) each
-        out = self.decode(self.encode(self.batch_inputs(batch, stage)))
+        inputs = self.batch_inputs(batch, stage)
+        pooled = self.deformer.pool is not None
+        keep = None
+        if pooled and stage == "train" and self.pool_dropout > 0:
+            keep = torch.rand(len(inputs), device=inputs.device) >= self.pool_dropout
+        out = self.decode(self.encode(inputs), inputs if pooled else None, keep)
         graphs = [self.template.adjacency(s, "mean") for s in range(self.template.n_levels)]
         return mesh_losses(out["coords"], out["before"], graphs, points, normals, self.weights)
 
@@ -344,7 +378,8 @@ class MeshGCN(ZooModel):
             inputs = image[None].to(self.device_)
         was_training = self.training
         self.eval()  # batch norm with running statistics: one shape is a batch of 1
-        shape = self._shape(self.encode(inputs)[0])
+        pooled = self.deformer.pool is not None
+        shape = self._shape(self.encode(inputs)[0], inputs[0] if pooled else None)
         self.train(was_training)
         return shape
 
