@@ -17,7 +17,10 @@ training and the final evaluation (the CLI's shared evaluation with ceilings, of
 weights). Afterwards every snapshot is scored here by the shared evaluator
 (``zoo.evaluation.evaluate``, ``--max-shapes`` held-out shapes at 30,000 points a side, the
 same shapes as the run's ceilings ``ceil/...``) and on the showcase chair of
-``zoo.benchmark`` (silhouette IoU of the rendered output against the true mask). Prints one
+``zoo.benchmark`` (silhouette IoU of the rendered output against the true mask), next to the
+silhouette IoU of the model's representation ceiling on that chair (the true chair through the
+model's representation, drawn the same way; ``--ceiling-iou-of <json>`` adds it to a finished
+run's JSON). Prints one
 table per model, the default run's cost, and writes JSON (``--out``); the showcase renders of
 the default and the last snapshot go to ``benchmarks/results/renders/shape_curves/``.
 
@@ -160,11 +163,56 @@ def score_snapshots(model_name: str, run: dict[str, Any], args: argparse.Namespa
         )
 
 
+def ceiling_showcase_iou(model: Any, show: Any) -> float:
+    """Silhouette IoU on the showcase chair of the model's representation ceiling (the true
+    chair through the model's own representation, ``Representation.ceiling``), drawn the way
+    the model's output is drawn (points as discs, the others ray-cast): the most the
+    representation allows on that image."""
+    import torch
+
+    from zoo.benchmark.showcase import _mask_iou, grey
+    from zoo.data.render_cache import Y_UP_TO_Z_UP, y_up_to_z_up
+    from zoo.ops.point_render import render_points
+    from zoo.ops.raycast import render_mesh
+
+    cams = show.cameras
+    gt_mask = render_mesh(grey(show.scene_mesh), cams)["mask"].bool().cpu()
+    mesh, points = model.ceiling(show.target, 2048, 64)
+    if model.kind == "points":
+        turn = torch.tensor(Y_UP_TO_Z_UP).float()
+        mask = render_points(points.float().cpu() @ turn.T, cams)["mask"]
+    else:
+        mask = render_mesh(grey(y_up_to_z_up(mesh)), cams)["mask"]
+    return _mask_iou(mask.bool().cpu(), gt_mask)
+
+
+def add_ceiling_ious(report: dict[str, Any]) -> None:
+    """``ceiling_mask_iou`` of every run of ``report`` (from its last snapshot's config)."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from zoo.benchmark import _set_scene, _setup_data, _showcase
+    from zoo.benchmark.showcase import showcase_id
+    from zoo.checkpoint import load_model
+
+    for name, run in report["runs"].items():
+        model, meta = load_model(run["snapshots"][-1]["path"])
+        cfg = OmegaConf.create({"data": meta["data_cfg"], "showcase_category": "chair"})
+        shape_dm = instantiate(cfg.data, form="points")
+        shape_dm.prepare_data()
+        mid, index = showcase_id(shape_dm, "chair")
+        _set_scene(cfg.data, "chair", index)
+        show = _showcase(cfg, model, _setup_data(cfg, model), mid, index)
+        run["ceiling_mask_iou"] = ceiling_showcase_iou(model, show)
+        print(f"[{name}] ceiling's showcase silhouette IoU {run['ceiling_mask_iou']:.3f}")
+
+
 def table(name: str, run: dict[str, Any]) -> list[str]:
     ceil = run["final_metrics"].get("ceil/fscore@0.01")
     ceil_cd = run["final_metrics"].get("ceil/chamfer_l2")
     rows = [
-        f"\n{name}: ceiling F@0.01 {ceil:.3f}, CD-L2 x1e3 {ceil_cd * 1e3:.3f}"
+        f"\n{name}: ceiling F@0.01 {ceil:.3f}, CD-L2 x1e3 {ceil_cd * 1e3:.3f}, showcase IoU "
+        f"{run.get('ceiling_mask_iou', float('nan')):.3f}"
         if ceil is not None
         else f"\n{name}: no ceiling",
         "| train s | step | F@0.01 | F / ceiling | CD-L2 x1e3 | CD / ceiling | mask IoU |",
@@ -197,7 +245,20 @@ def main() -> None:
     p.add_argument(
         "--out", type=Path, default=REPO / "benchmarks" / "results" / "shape_curves.json"
     )
+    p.add_argument(
+        "--ceiling-iou-of",
+        type=Path,
+        default=None,
+        help="only add the ceilings' showcase IoU to this finished run's JSON (and reprint)",
+    )
     args = p.parse_args()
+    if args.ceiling_iou_of is not None:
+        report = json.loads(args.ceiling_iou_of.read_text())
+        add_ceiling_ious(report)
+        args.ceiling_iou_of.write_text(json.dumps(report, indent=2))
+        for name, run in report["runs"].items():
+            print("\n".join(table(name, run)))
+        return
     load_before = os.getloadavg()
     report: dict[str, Any] = {
         "minutes": args.minutes,
@@ -225,6 +286,7 @@ def main() -> None:
         print(f"\n[{name}] scoring {len(run['snapshots'])} snapshots", flush=True)
         score_snapshots(name, run, args)
         args.out.write_text(json.dumps(report, indent=2))
+    add_ceiling_ious(report)
     print("\nDefault runs (python -m zoo.train model=<m>, data generated from scratch):")
     print("| model | steps | data + setup s | training s | evaluation s | total s | peak RSS MB |")
     print("|---|---|---|---|---|---|---|")
