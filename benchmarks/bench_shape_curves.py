@@ -112,11 +112,8 @@ def score_snapshots(model_name: str, run: dict[str, Any], args: argparse.Namespa
     """Shared evaluation and showcase IoU of every distinct snapshot (in place)."""
     import imageio.v3 as iio
     import torch
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
 
-    from zoo.benchmark import _set_scene, _setup_data, _showcase
-    from zoo.benchmark.showcase import score, showcase_id, to_uint8
+    from zoo.benchmark.showcase import score, to_uint8
     from zoo.checkpoint import load_model
     from zoo.evaluation import EvalConfig, evaluate
 
@@ -133,13 +130,7 @@ def score_snapshots(model_name: str, run: dict[str, Any], args: argparse.Namespa
         seen.add(snap["step"])
         model, meta = load_model(snap["path"])
         if dm is None:
-            cfg = OmegaConf.create({"data": meta["data_cfg"], "showcase_category": "chair"})
-            shape_dm = instantiate(cfg.data, form="points")
-            shape_dm.prepare_data()
-            mid, index = showcase_id(shape_dm, "chair")
-            _set_scene(cfg.data, "chair", index)
-            dm = _setup_data(cfg, model)
-            show = _showcase(cfg, model, dm, mid, index)
+            dm, show = showcase_data(model, meta)
         t0 = time.perf_counter()
         torch.manual_seed(0)
         metrics = evaluate(model, dm, eval_cfg)
@@ -163,46 +154,45 @@ def score_snapshots(model_name: str, run: dict[str, Any], args: argparse.Namespa
         )
 
 
-def ceiling_showcase_iou(model: Any, show: Any) -> float:
-    """Silhouette IoU on the showcase chair of the model's representation ceiling (the true
-    chair through the model's own representation, ``Representation.ceiling``), drawn the way
-    the model's output is drawn (points as discs, the others ray-cast): the most the
-    representation allows on that image."""
-    import torch
-
-    from zoo.benchmark.showcase import _mask_iou, grey
-    from zoo.data.render_cache import Y_UP_TO_Z_UP, y_up_to_z_up
-    from zoo.ops.point_render import render_points
-    from zoo.ops.raycast import render_mesh
-
-    cams = show.cameras
-    gt_mask = render_mesh(grey(show.scene_mesh), cams)["mask"].bool().cpu()
-    mesh, points = model.ceiling(show.target, 2048, 64)
-    if model.kind == "points":
-        turn = torch.tensor(Y_UP_TO_Z_UP).float()
-        mask = render_points(points.float().cpu() @ turn.T, cams)["mask"]
-    else:
-        mask = render_mesh(grey(y_up_to_z_up(mesh)), cams)["mask"]
-    return _mask_iou(mask.bool().cpu(), gt_mask)
-
-
-def add_ceiling_ious(report: dict[str, Any]) -> None:
-    """``ceiling_mask_iou`` of every run of ``report`` (from its last snapshot's config)."""
+def showcase_data(model: Any, meta: dict[str, Any]) -> tuple[Any, Any]:
+    """The model's test data (set up) and the showcase chair of ``zoo.benchmark``, from the
+    data config stored in its checkpoint (``meta``)."""
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
     from zoo.benchmark import _set_scene, _setup_data, _showcase
     from zoo.benchmark.showcase import showcase_id
+
+    cfg = OmegaConf.create({"data": meta["data_cfg"], "showcase_category": "chair"})
+    shape_dm = instantiate(cfg.data, form="points")
+    shape_dm.prepare_data()
+    mid, index = showcase_id(shape_dm, "chair")
+    _set_scene(cfg.data, "chair", index)
+    dm = _setup_data(cfg, model)
+    return dm, _showcase(cfg, model, dm, mid, index)
+
+
+def ceiling_showcase_iou(model: Any, show: Any) -> float:
+    """Silhouette IoU on the showcase chair of the model's representation ceiling (the true
+    chair through the model's own representation, ``Representation.ceiling``), drawn the way
+    the model's output is drawn (``zoo.benchmark.showcase.draw_shape``): the most the
+    representation allows on that image."""
+    from zoo.benchmark.showcase import _mask_iou, draw_shape, grey
+    from zoo.ops.raycast import render_mesh
+
+    gt_mask = render_mesh(grey(show.scene_mesh), show.cameras)["mask"].bool().cpu()
+    mesh, points = model.ceiling(show.target, 2048, 64)
+    _, mask = draw_shape(model.kind, mesh, points, show.cameras)
+    return _mask_iou(mask.bool().cpu(), gt_mask)
+
+
+def add_ceiling_ious(report: dict[str, Any]) -> None:
+    """``ceiling_mask_iou`` of every run of ``report`` (from its last snapshot's config)."""
     from zoo.checkpoint import load_model
 
     for name, run in report["runs"].items():
         model, meta = load_model(run["snapshots"][-1]["path"])
-        cfg = OmegaConf.create({"data": meta["data_cfg"], "showcase_category": "chair"})
-        shape_dm = instantiate(cfg.data, form="points")
-        shape_dm.prepare_data()
-        mid, index = showcase_id(shape_dm, "chair")
-        _set_scene(cfg.data, "chair", index)
-        show = _showcase(cfg, model, _setup_data(cfg, model), mid, index)
+        _, show = showcase_data(model, meta)
         run["ceiling_mask_iou"] = ceiling_showcase_iou(model, show)
         print(f"[{name}] ceiling's showcase silhouette IoU {run['ceiling_mask_iou']:.3f}")
 

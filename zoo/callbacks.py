@@ -13,7 +13,6 @@ weights at given training wall times (quality-vs-time curves).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -23,6 +22,8 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary
+
+from zoo.cli_utils import write_json
 
 _log = logging.getLogger("zoo.run")
 
@@ -311,10 +312,7 @@ class WallClockSnapshots(pl.Callback):
 
     def _write(self, end: float | None) -> None:
         info = {"train_start_unix": self._start_unix, "train_end_unix": end}
-        write = {**info, "snapshots": self.records}
-        tmp = self.dirpath / "snapshots.json.tmp"
-        tmp.write_text(json.dumps(write, indent=2))
-        tmp.replace(self.dirpath / "snapshots.json")
+        write_json(self.dirpath / "snapshots.json", {**info, "snapshots": self.records})
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, i: int

@@ -101,7 +101,6 @@ def score(
     view: ``"mesh"`` (trimesh, possibly empty) and ``"points"`` ((N, 3) tensor or None)."""
     from zoo.data.render_cache import Y_UP_TO_Z_UP, y_up_to_z_up
     from zoo.metrics import chamfer_distance, f_score, psnr, ssim
-    from zoo.ops.point_render import render_points
     from zoo.ops.raycast import render_mesh
     from zoo.ops.surface import sample_surface
 
@@ -150,19 +149,8 @@ def score(
         if points is not None:
             turn = torch.eye(3) if model.per_scene else torch.tensor(Y_UP_TO_Z_UP).float()
             geometry["points"] = points @ turn.T
-    if pred is None and model.kind == "points" and points is not None:
-        # point models: their points as shaded discs, not the mesher's guess of a surface
-        turn = torch.tensor(Y_UP_TO_Z_UP).float()
-        maps = render_points(points @ turn.T, cams)
-        pred, pred_mask = maps["rgb"], maps["mask"]
-    if pred is None:  # other shape models: ray-cast their mesh in the scene frame
-        if len(mesh.faces) > 0:
-            maps = render_mesh(grey(y_up_to_z_up(mesh)), cams)
-            pred, pred_mask = maps["rgb"].clamp(0, 1).cpu(), maps["mask"].bool().cpu()
-        else:
-            b, h, w = len(cams), cams.height, cams.width
-            pred = torch.ones(b, h, w, 3)
-            pred_mask = torch.zeros(b, h, w, dtype=torch.bool)
+    if pred is None:
+        pred, pred_mask = draw_shape(model.kind, mesh, points, cams)
     gt_points = gt_points.float().cpu()
     if points is not None:
         out["chamfer_l2"] = float(chamfer_distance(points, gt_points))
@@ -174,6 +162,28 @@ def score(
     if pred_mask is not None:
         out["mask_iou"] = _mask_iou(pred_mask, gt_mask)
     return out, {"pred": pred, "gt": gt}
+
+
+def draw_shape(
+    kind: str, mesh: trimesh.Trimesh | None, points: Tensor | None, cams: Cameras
+) -> tuple[Tensor, Tensor]:
+    """A shape model's output in the ShapeNet frame drawn by the showcase cameras (scene
+    frame): ``rgb`` (B, H, W, 3) and ``mask`` (B, H, W) bool. Point models (``kind ==
+    "points"``) as shaded discs of their points, not the mesher's guess of a surface; the others
+    ray-cast in grey; an empty output is a blank image."""
+    from zoo.data.render_cache import Y_UP_TO_Z_UP, y_up_to_z_up
+    from zoo.ops.point_render import render_points
+    from zoo.ops.raycast import render_mesh
+
+    if kind == "points" and points is not None:
+        turn = torch.tensor(Y_UP_TO_Z_UP).float()
+        maps = render_points(points.float().cpu() @ turn.T, cams)
+        return maps["rgb"], maps["mask"]
+    if mesh is not None and len(mesh.faces) > 0:
+        maps = render_mesh(grey(y_up_to_z_up(mesh)), cams)
+        return maps["rgb"].clamp(0, 1).cpu(), maps["mask"].bool().cpu()
+    b, h, w = len(cams), cams.height, cams.width
+    return torch.ones(b, h, w, 3), torch.zeros(b, h, w, dtype=torch.bool)
 
 
 def to_uint8(image: Tensor) -> np.ndarray:
