@@ -7,6 +7,7 @@ were taken on a shared 2-core CPU while other jobs ran, so they are noisy upper 
 
     python benchmarks/bench_metrics.py [--out benchmarks/results/metrics.json] [--quick]
     python benchmarks/bench_metrics.py --only approxmatch --emd-sets 100   # the full 1-NNA-EMD
+    python benchmarks/bench_metrics.py --only generative   # 100 vs 100 clouds, each Chamfer backend
 
 (with the package installed, ``pip install -e .``, or from the repo root with ``PYTHONPATH=.``)
 """
@@ -134,17 +135,30 @@ def bench_chamfer_batch(b: int, n: int, repeats: int) -> list[dict]:
 
 
 def bench_generative(k: int, n: int, repeats: int) -> list[dict]:
+    """MMD / COV / 1-NNA (Chamfer) of k samples vs k references, each Chamfer backend."""
+    from zoo.metrics.pairwise import pairwise_distances
+
     gen = torch.Generator().manual_seed(2)
     samples, refs = _shapes(k, n, gen), _shapes(k, n, gen)
-    row, m = _measure(
-        f"generative_metrics chamfer {k} vs {k} x {n} pts",
-        "zoo (kdtree per cloud, thread pool)",
-        lambda: generative_metrics(samples, refs),
-        repeats,
-    )
     pairs = k * k + k * (k - 1)  # S x R, plus both triangles (each unordered pair once)
-    row.update(pairs=pairs, ms_per_pair=1e3 * row["median_s"] / pairs, result=m)
-    return [row]
+    rows = []
+    for backend, label in (
+        ("fused", "zoo fused C++ kernel (brute force, both directions at once)"),
+        ("kdtree", "zoo kdtree per cloud, thread pool"),
+    ):
+
+        def run(b: str = backend) -> dict:
+            mats = (
+                pairwise_distances(samples, None, backend=b),  # type: ignore[arg-type]
+                pairwise_distances(samples, refs, backend=b),  # type: ignore[arg-type]
+                pairwise_distances(refs, None, backend=b),  # type: ignore[arg-type]
+            )
+            return generative_metrics(samples, refs, matrices=mats)
+
+        row, m = _measure(f"generative_metrics chamfer {k} vs {k} x {n} pts", label, run, repeats)
+        row.update(pairs=pairs, ms_per_pair=1e3 * row["median_s"] / pairs, result=m)
+        rows.append(row)
+    return rows
 
 
 def bench_emd(repeats: int, quick: bool) -> list[dict]:
@@ -368,11 +382,11 @@ def main() -> None:
     parser.add_argument(
         "--emd-sets", type=int, default=10, help="k for the k vs k approxmatch generation metrics"
     )
-    parser.add_argument("--only", choices=["all", "approxmatch"], default="all")
+    parser.add_argument("--only", choices=["all", "approxmatch", "generative"], default="all")
     args = parser.parse_args()
     quick = args.quick
     if args.out is None:
-        name = "metrics.json" if args.only == "all" else "metrics_approxmatch.json"
+        name = "metrics.json" if args.only == "all" else f"metrics_{args.only}.json"
         args.out = Path("benchmarks/results") / name
     load_start = os.getloadavg()
     rows: list[dict] = []
@@ -381,7 +395,10 @@ def main() -> None:
         rows += bench_chamfer_batch(8 if quick else 32, 2048, args.repeats)
         rows += bench_generative(10 if quick else 100, 2048, args.repeats_generative)
         rows += bench_emd(1 if quick else 3, quick)
-    rows += bench_approxmatch(4 if quick else args.emd_sets, 2048)
+    if args.only == "generative":
+        rows += bench_generative(10 if quick else 100, 2048, args.repeats_generative)
+    else:
+        rows += bench_approxmatch(4 if quick else args.emd_sets, 2048)
     print(f"{'task':<46} {'method':<58} {'wall s':>9} {'cpu s':>9}  extra")
     for row in rows:
         print(_fmt(row))

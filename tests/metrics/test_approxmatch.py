@@ -10,7 +10,7 @@ import torch
 from _metrics_helpers import devices, random_cubes, random_ellipsoids
 
 from zoo.metrics import _approxmatch_native as native
-from zoo.metrics import earth_movers_distance, generative_metrics, pairwise_distances
+from zoo.metrics import _native, earth_movers_distance, generative_metrics, pairwise_distances
 from zoo.metrics.approxmatch import (
     LEVELS_POINTFLOW,
     LEVELS_PVD,
@@ -136,7 +136,7 @@ def test_fused_equals_torch_on_shapes(variant: str) -> None:
 def test_without_a_compiler_the_torch_path_runs_with_one_warning(
     monkeypatch: pytest.MonkeyPatch, tmp_path: object
 ) -> None:
-    monkeypatch.setattr(native, "_state", {})
+    monkeypatch.setattr(_native, "_libraries", {})
     monkeypatch.setenv("CXX", "/nonexistent/g++")
     x1, x2 = _clouds(0.3, 20, 20, 3)
     expected = approxmatch_emd(x1, x2, backend="torch")
@@ -147,7 +147,6 @@ def test_without_a_compiler_the_torch_path_runs_with_one_warning(
     assert d[0, 1].item() == pytest.approx(approxmatch_emd(x1[1:], x1[:1]).item(), rel=1e-5)
     with pytest.raises(RuntimeError, match="could not be built"):
         approxmatch_emd(x1, x2, backend="fused")
-    monkeypatch.setattr(native, "_state", {})  # the next test loads the real kernel again
 
 
 def _grid(spacing: float) -> torch.Tensor:

@@ -20,8 +20,9 @@ def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-@pytest.mark.parametrize("backend", ["kdtree", "torch"])
+@pytest.mark.parametrize("backend", ["fused", "kdtree", "torch"])
 def test_pairwise_chamfer_matches_chamfer_distance(backend: str) -> None:
+    # 150 and 130 points: neither a multiple of 16 (the fused kernel's padding) nor equal
     a, b = random_ellipsoids(4, 150, _gen(0)), random_cubes(3, 130, _gen(1))
     d_ab = pairwise_distances(a, b, backend=backend)
     d_aa = pairwise_distances(a, None, backend=backend)
@@ -32,6 +33,24 @@ def test_pairwise_chamfer_matches_chamfer_distance(backend: str) -> None:
         for j in range(4):
             expected = 0.0 if i == j else chamfer_distance(a[i], a[j]).item()
             assert d_aa[i, j].item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_fused_chamfer_is_symmetric_and_falls_back_to_the_kdtree_without_a_compiler(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from zoo.metrics import _native
+
+    a = random_ellipsoids(5, 70, _gen(4)).double()  # float64 in, float32 in the kernel
+    b = random_cubes(2, 33, _gen(5))
+    fused = pairwise_distances(a, b, backend="fused")
+    torch.testing.assert_close(pairwise_distances(b, a, backend="fused"), fused.T)
+    monkeypatch.setattr(_native, "_libraries", {})
+    monkeypatch.setenv("CXX", "/nonexistent/g++")
+    with pytest.warns(RuntimeWarning, match="could not be built"):
+        auto = pairwise_distances(a, b)
+    torch.testing.assert_close(auto, fused, rtol=1e-5, atol=0)
+    with pytest.raises(RuntimeError, match="could not be built"):
+        pairwise_distances(a, b, backend="fused")
 
 
 def test_pairwise_emd_matches_earth_movers_distance() -> None:

@@ -1,16 +1,5 @@
-"""Build (once per machine) and call the fused CPU approxmatch kernel ``approxmatch_cpu.cpp``.
-
-The kernel is plain C++ without torch headers, compiled with the system C++ compiler
-(``$CXX`` or ``g++``) for the CPU it runs on (``-march=native``) into a shared library cached
-under ``$ZOO_KERNEL_CACHE`` (default ``~/.cache/zoo/kernels``), keyed by a hash of the source,
-the flags, the compiler's version and the CPU's model and feature flags (a cache shared between
-machines never loads code built for another CPU). It is called through ``ctypes``, which
-releases the GIL, with the tensors' data pointers: no copies of the point sets.
-
-Why not ``torch.utils.cpp_extension.load_inline``: compiling anything that includes
-``torch/extension.h`` takes ~35 s of wall time here (measured: 17.7 s user for an empty
-function), which a fresh CI run would pay inside the test budget; this library builds in about
-a second and needs neither ninja nor Python headers.
+"""Call the fused CPU approxmatch kernel ``approxmatch_cpu.cpp`` (built once per machine by
+``zoo.metrics._native``: plain C++, ``-march=native``, cached, called through ``ctypes``).
 
 When no compiler is found or the build fails, ``load()`` returns None and warns once;
 ``zoo.metrics.approxmatch`` then runs its torch path.
@@ -19,120 +8,30 @@ When no compiler is found or the build fails, ``load()`` returns None and warns 
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
-import threading
-import warnings
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from zoo.metrics._native import library
+
 SOURCE = Path(__file__).with_name("approxmatch_cpu.cpp")
-FLAGS = (
-    "-O3",
-    "-march=native",
-    "-std=c++20",
-    "-fopenmp-simd",  # the `omp simd` reductions vectorise; no OpenMP runtime is linked
-    "-fno-math-errno",  # sqrt vectorises (no -ffast-math: it would change the process's FPU mode)
-    "-fPIC",
-    "-shared",
-    "-pthread",
-)
-
-_lock = threading.Lock()
-_state: dict[str, object] = {}
 
 
-def _cpu_id() -> str:
-    """The CPU's model and feature flags (what -march=native compiles for)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() + platform.machine()
-    keep = [ln for ln in text.splitlines() if ln.startswith(("model name", "flags", "Features"))]
-    return "\n".join(sorted(set(keep)))
-
-
-def _compiler() -> str | None:
-    return shutil.which(os.environ.get("CXX", "g++"))
-
-
-def _cache_dir() -> Path:
-    root = os.environ.get("ZOO_KERNEL_CACHE")
-    return Path(root) if root else Path.home() / ".cache" / "zoo" / "kernels"
-
-
-def _build(cxx: str) -> Path:
-    version = subprocess.run([cxx, "--version"], capture_output=True, text=True, check=True)
-    key = hashlib.sha256(
-        "\n".join([SOURCE.read_text(), " ".join(FLAGS), version.stdout, _cpu_id()]).encode()
-    ).hexdigest()[:16]
-    name = f"approxmatch_{key}.so"
-    # The user's cache, or (read-only home...) a per-user temporary directory.
-    uid = os.getuid() if hasattr(os, "getuid") else 0
-    fallback = Path(tempfile.gettempdir()) / f"zoo-kernels-{uid}"
-    for root in (_cache_dir(), fallback):
-        if (root / name).exists():
-            return root / name
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            return _compile(cxx, root / name)
-        except OSError:  # read-only or otherwise unusable: the next directory
-            continue
-    raise RuntimeError(f"no writable directory for the kernel ({_cache_dir()}, {fallback})")
-
-
-def _compile(cxx: str, out: Path) -> Path:
-    # Build to a temporary name and rename: concurrent processes never load a partial file.
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
-    os.close(fd)
-    try:
-        done = subprocess.run(
-            [cxx, *FLAGS, str(SOURCE), "-o", tmp], capture_output=True, text=True, timeout=300
-        )
-        if done.returncode != 0:
-            raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr else "failed")
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return out
+def _declare(lib: ctypes.CDLL) -> None:
+    for name in ("zoo_approxmatch_f32", "zoo_approxmatch_f64"):
+        fn = getattr(lib, name)
+        fn.restype = ctypes.c_int
+        fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+        fn.argtypes += [ctypes.c_int64] * 3 + [ctypes.c_void_p]
+        fn.argtypes += [ctypes.c_int] * 3 + [ctypes.c_void_p] * 2 + [ctypes.c_int]
+    lib.zoo_exp_f32.restype = None
+    lib.zoo_exp_f32.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
 
 
 def load() -> ctypes.CDLL | None:
     """The compiled kernel library, built on first use; None (with one warning) if impossible."""
-    with _lock:
-        if "lib" in _state:
-            return _state["lib"]  # type: ignore[return-value]
-        lib = None
-        cxx = _compiler()
-        try:
-            if cxx is None:
-                raise RuntimeError("no C++ compiler found (set CXX or install g++)")
-            lib = ctypes.CDLL(str(_build(cxx)))
-            for name in ("zoo_approxmatch_f32", "zoo_approxmatch_f64"):
-                fn = getattr(lib, name)
-                fn.restype = ctypes.c_int
-                fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
-                fn.argtypes += [ctypes.c_int64] * 3 + [ctypes.c_void_p]
-                fn.argtypes += [ctypes.c_int] * 3 + [ctypes.c_void_p] * 2 + [ctypes.c_int]
-            lib.zoo_exp_f32.restype = None
-            lib.zoo_exp_f32.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
-        except (OSError, RuntimeError, subprocess.SubprocessError) as err:
-            warnings.warn(
-                f"zoo.metrics.approxmatch: the fused CPU kernel could not be built ({err}); "
-                "using the slower torch path",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            lib = None
-        _state["lib"] = lib
-        return lib
+    return library(SOURCE, _declare, "zoo.metrics.approxmatch")
 
 
 def approxmatch_cost(
