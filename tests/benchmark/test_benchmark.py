@@ -38,6 +38,8 @@ def bench(tmp_path_factory):
         "eval.recon_points=512",
         "eval.n_boot=50",
         "eval.mesh_resolution=24",
+        "eval.gen_references_per_category=5",  # the benchmark tops the split up (100 by default)
+        "eval.generation_emd_references=6",
         f"hydra.run.dir={out}",
     ]
     env = dict(os.environ, ZOO_TRUSTED_MODULES="tests.helpers.", PYTHONWARNINGS="ignore")
@@ -96,6 +98,8 @@ def test_rows_have_every_metric_group(bench):
     n_test = sum(len(s["test"]) for s in split.values())
     assert results["tiny_points"]["recon_shapes"] == min(3, n_test)
     assert results["nerf"]["recon_shapes"] == 1
+    # generation against the split topped up to 5 shapes a category; EMD on 6 of those 10
+    assert tiny["gen/references"] == 10 and tiny["gen/references_emd"] == 6
 
 
 def test_table_and_csv_match_json(bench):

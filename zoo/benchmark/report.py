@@ -22,6 +22,7 @@ COLUMNS: list[tuple[str, str, float, str]] = [
     ("frac/fscore@0.01", "F / ceiling", 1.0, "{:.2f}"),
     ("recon/normal_consistency", "NC ↑", 1.0, "{:.3f}"),
     ("recon/iou", "IoU ↑", 1.0, "{:.3f}"),
+    ("gen/references", "gen refs", 1.0, "{:.0f}"),
     ("gen/mmd_cd", "MMD-CD x1e3 ↓", 1e3, "{:.3f}"),
     ("gen/cov_cd", "COV-CD ↑", 1.0, "{:.3f}"),
     ("gen/1nna_cd", "1-NNA-CD (0.5 best)", 1.0, "{:.3f}"),
@@ -67,11 +68,15 @@ CONVENTIONS = [
     "(n = 'recon shapes') from their own input form; radiance models (per-scene) are scored "
     "on the mesh marching-cubed from their density field (n = 1, the showcase shape).",
     "MMD / COV / 1-NNA (PointFlow's definitions, Chamfer as the distance, no normalisation "
-    "inside): as many samples as held-out reference shapes; 1-NNA ideal is 0.5, lower is "
-    "better down to 0.5.",
+    "inside): as many samples as held-out reference shapes ('gen refs': the test split, "
+    "topped up to eval.gen_references_per_category shapes a category where the data can draw "
+    "more held-out shapes: synthshapes draws them from a seed stream of their own, never "
+    "trained on); 1-NNA ideal is 0.5, lower is better down to 0.5.",
     "EMD columns: PointFlow's approximate EMD (the approxmatch of Fan et al. 2017 as in "
     "PointFlow's evaluation code: 9 annealing levels, Euclidean cost, divided by N; not the "
-    "exact EMD), with PointFlow's argument order; MMD-EMD shown x1e2 as in PointFlow's tables.",
+    "exact EMD), with PointFlow's argument order; MMD-EMD shown x1e2 as in PointFlow's tables; "
+    "on eval.generation_emd_references of the references (evenly spread over the set) and as "
+    "many samples where set (gen/references_emd in results.json).",
     "JSD: PointFlow's Jensen-Shannon divergence (bits) between the pooled point counts of the "
     "samples and of the references on a 28^3 grid clipped to the unit-diameter sphere; x1e2.",
     "FPD* / P-IS*: TreeGAN's Frechet PointNet Distance (all stages of the classifier) and "

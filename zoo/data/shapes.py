@@ -575,6 +575,33 @@ class SynthShapesDataModule(ShapeNetDataModule):
         self.generate()
         return super()._build_items()
 
+    def extra_references(
+        self, per_category: int, have: dict[str, int], n_points: int
+    ) -> torch.Tensor:
+        """Held-out clouds (K, n_points, 3) that top each category up from ``have[synset]``
+        split shapes to ``per_category`` generation references, drawn from the generator's
+        reference stream (:mod:`zoo.data.synthshapes.references`; cached under the root),
+        ordered by category."""
+        from zoo.data.synthshapes import CATEGORIES
+        from zoo.data.synthshapes.references import ensure_references
+
+        clouds = []
+        for name in self.categories or ():
+            synset = CATEGORIES.get(name, name)
+            need = per_category - have.get(synset, 0)
+            if need > 0:
+                pts = ensure_references(
+                    self.synth_root,
+                    synset,
+                    need,
+                    seed=self.seed,
+                    resolution=self.resolution,
+                    n_points=n_points,
+                    progress=self.progress,
+                )
+                clouds.append(torch.from_numpy(pts))
+        return torch.cat(clouds) if clouds else torch.zeros(0, n_points, 3)
+
 
 # ------------------------------------------------------------------------------ PC15k
 class PC15kDataModule(ShapeDataModuleBase):
