@@ -230,3 +230,24 @@ def test_recorded_tolerance_applies_per_metric_only():
     assert compare_metrics({"a": 1.0, "b": 1.08}, want, entry=entry) == ["b"]
     assert compare_metrics({"a": 1.12, "b": 1.0}, want, entry=entry) == ["a"]
     assert compare_metrics({"b": 1.0}, want, entry=entry) == ["a"]  # missing
+
+
+def test_export_records_the_users_data_root_and_the_stored_weights_metrics(tmp_path):
+    from zoo.pretrained import export
+
+    model, meta, _ = load_pretrained("voxel_gan-synthshapes", with_meta=True)
+    small = {"categories": ["chair", "mug"], "shapes_per_category": 5, "voxel_resolution": 16}
+    meta = {**meta, "data_cfg": {**meta["data_cfg"], **small, "root": "/scratch/run/data"}}
+    ckpt = tmp_path / "run.ckpt"
+    torch.save({"state_dict": model.state_dict(), "zoo": meta, "global_step": 7}, ckpt)
+    reg = tmp_path / "registry.yaml"
+    settings = {"max_shapes": 1, "n_points": 256, "recon_points": 512, "n_boot": 0,
+                "ceilings": False, "gen_references": 2}  # fmt: skip
+    root = str(tmp_path / "synth")
+    entry = export(ckpt, "v", "python -m zoo.train model=voxel_gan", settings=settings,
+                   registry=reg, data_root=root)  # fmt: skip
+    assert entry.config["data"]["root"] == root and entry.train["global_step"] == 7
+    stored = get_entry("v", registry=reg)
+    assert stored.sha256 == sha256_of(tmp_path / "v.safetensors")
+    again = evaluate_pretrained("v", registry=reg)  # from the weights' own data config
+    assert not compare_metrics(again, stored.eval["metrics"]), (again, stored.eval["metrics"])

@@ -116,12 +116,13 @@ def sha256_of(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def resolve_file(entry: PretrainedEntry) -> Path:
-    """The local weights file of ``entry``: the shipped/absolute path, or the URL downloaded
-    once into ``<torch.hub dir>/zoo/`` (only when a network exists)."""
+def resolve_file(entry: PretrainedEntry, registry: str | Path | None = None) -> Path:
+    """The local weights file of ``entry``: its absolute path or its path relative to the
+    folder of ``registry`` (default: the shipped registry's), or the URL downloaded once into
+    ``<torch.hub dir>/zoo/`` (only when a network exists)."""
     local = Path(entry.file)
     if not local.is_absolute():
-        local = WEIGHTS_DIR / local
+        local = (Path(registry).parent if registry is not None else WEIGHTS_DIR) / local
     if local.is_file():
         return local
     if not entry.url:
@@ -205,7 +206,7 @@ def load_pretrained(
     (``with_meta=True``: ``(model, meta, entry)``). The file's sha256 must match the registry
     and its model must be the entry's model; otherwise it is refused."""
     entry = get_entry(name, registry)
-    path = resolve_file(entry)
+    path = resolve_file(entry, registry)
     if check_hash:
         digest = sha256_of(path)
         if digest != entry.sha256:
@@ -333,13 +334,18 @@ def export(
     settings: dict[str, Any] | None = None,
     registry: str | Path | None = None,
     description: str = "",
+    data_root: str | None = None,
 ) -> PretrainedEntry:
     """Turn a training checkpoint into a registry entry: weights file, hash, training cost and
-    metrics of the stored weights (evaluated here with ``settings``)."""
+    metrics of the stored weights (evaluated here with ``settings``). ``data_root`` replaces
+    the data root the run used (e.g. a scratch folder) in the stored data config, so the entry
+    is evaluated on (and documents) the data where every user has it."""
     from zoo.checkpoint import load_model
 
     registry = Path(registry) if registry is not None else REGISTRY_FILE
     model, meta = load_model(ckpt)
+    if data_root is not None and meta.get("data_cfg"):
+        meta = {**meta, "data_cfg": {**meta["data_cfg"], "root": data_root}}
     n_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
     if half is None:
         half = n_bytes > 0.9 * MAX_FILE_BYTES
@@ -400,6 +406,7 @@ def main(argv: list[str] | None = None) -> None:
     ex.add_argument("--time-file", help="a /usr/bin/time -v report of the training run")
     ex.add_argument("--max-shapes", type=int, default=4, help="evaluation setting recorded")
     ex.add_argument("--description", default="")
+    ex.add_argument("--data-root", default=None, help="the data root recorded instead of the run's")
     ex.add_argument("--registry", default=None)
     args = p.parse_args(argv)
     try:
@@ -417,6 +424,7 @@ def main(argv: list[str] | None = None) -> None:
             settings={"max_shapes": args.max_shapes, "ceilings": False},
             registry=args.registry,
             description=args.description,
+            data_root=args.data_root,
         )
     except (PretrainedError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
