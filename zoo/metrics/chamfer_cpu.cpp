@@ -6,8 +6,8 @@
 // feeds both directions: the row minimum of x_i (held in a register across the sweep over y)
 // and the running column minimum of y_j (one 16-float vector per 16 points of y, in L1).
 // Four x points share each load of 16 y points. Nothing of the N x M matrix is stored, so a
-// 2048-point pair is about 4.2M distance evaluations at 16 per instruction: ~0.2 ms of one
-// core, ~10x a KD-tree query pair of the same clouds (measured, see benchmarks/bench_metrics.py).
+// 2048-point pair is about 4.2M distance evaluations at 16 per instruction: ~0.18 ms of one
+// core, ~1/14 of a KD-tree query pair of the same clouds (benchmarks/bench_metrics.py).
 // The means are summed in double.
 //
 // Clouds are planar float32 (K, 3, Np): x coordinates, then y, then z, each padded to Np (a
