@@ -246,12 +246,11 @@ class SynthShapesDataModule(ShapeNetDataModule):
         split shapes to ``per_category`` generation references, drawn from the generator's
         reference stream (:mod:`zoo.data.synthshapes.references`; cached under the root),
         ordered by category."""
-        from zoo.data.synthshapes import CATEGORIES
         from zoo.data.synthshapes.references import ensure_references
 
         clouds = []
-        for name in self.categories or ():
-            synset = CATEGORIES.get(name, name)
+        for category in self.categories or ():
+            synset = synset_of(category)
             need = per_category - have.get(synset, 0)
             if need > 0:
                 pts = ensure_references(

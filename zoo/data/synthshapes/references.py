@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo.data.io import atomic_save_npy
 from zoo.data.synthshapes.recipes import _category_name
 
 REFERENCE_STREAM = 1  # appended to the SeedSequence entropy: disjoint from the dataset's seeds
@@ -78,13 +79,12 @@ def ensure_references(
     (the file is replaced atomically)."""
     path = reference_file(root, category, seed, resolution, n_points)
     have = np.zeros((0, n_points, 3), np.float32)
-    if path.is_file():
-        try:
-            have = np.load(path, allow_pickle=False)
-        except (OSError, ValueError):
-            have = have  # unreadable (e.g. truncated by a kill): regenerate
-        if have.ndim != 3 or have.shape[1:] != (n_points, 3):
-            have = np.zeros((0, n_points, 3), np.float32)
+    try:
+        cached = np.load(path, allow_pickle=False)
+        if cached.ndim == 3 and cached.shape[1:] == (n_points, 3):
+            have = cached
+    except (OSError, ValueError):  # none yet, or unreadable (e.g. truncated by a kill)
+        pass
     if len(have) >= count:
         return have[:count]
     jobs = [
@@ -102,9 +102,5 @@ def ensure_references(
             it = pool.map(_one, jobs, chunksize=4)
             new = list(tqdm(it, total=len(jobs), desc=desc, unit="shape", disable=not progress))
     out = np.concatenate([have, np.stack(new)], axis=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, out, allow_pickle=False)
-    os.replace(tmp, path)
+    atomic_save_npy(path, out)
     return out[:count]
