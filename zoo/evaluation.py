@@ -280,9 +280,10 @@ def ceiling_fractions(metrics: dict[str, float]) -> dict[str, float]:
 
 def reference_clouds(datamodule: Any, targets: list[ShapeTarget], cfg: EvalConfig) -> Tensor:
     """The generation metrics' reference clouds (R, n_points, 3): the split's shapes (the first
-    ``gen_references``, all by default; a fixed subset of each one's evaluation points), then,
-    with ``gen_references_per_category``, the extra held-out shapes the data draws to reach
-    that many a category (``datamodule.extra_references``, where it has one)."""
+    ``gen_references``, all by default, and always all with ``gen_references_per_category``;
+    a fixed subset of each one's evaluation points), then, with
+    ``gen_references_per_category``, the extra held-out shapes the data draws to reach that
+    many a category (``datamodule.extra_references``, where it has one)."""
     n_refs = cfg.gen_references if cfg.gen_references_per_category is None else None
     if n_refs is not None and n_refs <= len(targets):
         refs = targets[:n_refs]
