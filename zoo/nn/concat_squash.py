@@ -26,7 +26,13 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-_ACTIVATIONS = {"tanh": nn.Tanh, "softplus": nn.Softplus, "relu": nn.ReLU, "elu": nn.ELU}
+_ACTIVATIONS = {
+    "tanh": nn.Tanh,
+    "softplus": nn.Softplus,
+    "relu": nn.ReLU,
+    "elu": nn.ELU,
+    "leaky_relu": nn.LeakyReLU,  # slope 0.01 (Luo & Hu's point denoiser)
+}
 
 
 def _act_derivative(name: str, pre: Tensor, post: Tensor) -> Tensor:
@@ -37,6 +43,8 @@ def _act_derivative(name: str, pre: Tensor, post: Tensor) -> Tensor:
         return torch.sigmoid(pre)
     if name == "relu":
         return (pre > 0).to(pre.dtype)
+    if name == "leaky_relu":
+        return torch.where(pre > 0, torch.ones_like(pre), torch.full_like(pre, 0.01))
     return torch.where(pre > 0, torch.ones_like(pre), post + 1.0)  # elu, alpha = 1
 
 
@@ -83,7 +91,8 @@ class ConcatSquashNet(nn.Module):
         hidden: hidden widths (PointFlow point CNF: 512-512-512; latent CNF: 256-256).
         ctx_dim: context features (time + condition).
         out_dim: output features; defaults to ``in_dim`` (a velocity field).
-        activation: nonlinearity between layers (PointFlow: ``tanh``).
+        activation: nonlinearity between layers (PointFlow: ``tanh``; Luo & Hu's point
+            denoiser: ``leaky_relu``).
     """
 
     def __init__(

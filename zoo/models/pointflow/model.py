@@ -16,11 +16,8 @@ with ``log p(X | z) = sum_points log p(x | z)`` and both log-densities exact thr
 trace integral (see ``cnf.py``; exact trace for the point flow and Hutchinson for the latent flow
 by default). Logged per dimension as in the reference: ``recon_nats = -log p(X|z) / (3N)``.
 
-Normalisation (PointFlow's ShapeNet-15k setting): points are standardised with one per-axis mean
-and one scalar std of all training coordinates (``reshape(-1).std()``); the statistics live in
-buffers (so in the checkpoint), taken from ``info["points_mean"]``/``info["points_std"]`` when the
-datamodule provides them, else computed by one pass over the training loader when training
-starts (summed over DDP ranks). Every output (``to_points``) is in data units again.
+Normalisation, ``reconstruct``, ``to_mesh`` and ``ceiling``: PointFlow's ShapeNet-15k global
+statistics and the rest of :class:`zoo.models.point_generator.PointGenerator`.
 
 Solvers: the paper integrates with dopri5 at atol = rtol = 1e-5; the CPU default uses dopri5 at
 1e-3. Fixed-step solvers are available but, trained for long, the optimiser exploits their
@@ -35,25 +32,19 @@ flow the prior is N(0, I) (the reference then drops the prior term).
 
 from __future__ import annotations
 
-import logging
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import torch
-import trimesh
 from torch import Tensor
-from torch.nn.modules.batchnorm import _BatchNorm
 
-from zoo.models.base import ZooModel
+from zoo.models.point_generator import LatentShape, PointGenerator
 from zoo.models.pointflow.cnf import CNF
 from zoo.models.registry import register_model
 from zoo.nn.pointnet import PointNetEncoder
 from zoo.ops.random import randn
-from zoo.representation import ShapeTarget
 
-log = logging.getLogger(__name__)
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -73,15 +64,11 @@ def halfway_linear_decay(
     )
 
 
-@dataclass
-class PointFlowShape:
-    """A native PointFlow shape: its latent code (zdim,); points are drawn by ``to_points``."""
-
-    z: Tensor
+PointFlowShape = LatentShape  # a native PointFlow shape: its latent code (zdim,)
 
 
 @register_model("pointflow")
-class PointFlow(ZooModel):
+class PointFlow(PointGenerator):
     """PointFlow VAE with a latent CNF prior and a latent-conditioned point CNF.
 
     Args:
@@ -106,10 +93,6 @@ class PointFlow(ZooModel):
         stats_max_batches: training batches read to compute the normalisation when the data
             info does not provide it.
     """
-
-    kind = "points"
-    data_form = "points"
-    generative = True
 
     def __init__(
         self,
@@ -140,13 +123,16 @@ class PointFlow(ZooModel):
         stats_max_batches: int = 200,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(
+            input_points=input_points,
+            mesh_points=mesh_points,
+            mesh_density_quantile=mesh_density_quantile,
+            stats_max_batches=stats_max_batches,
+            **kwargs,
+        )
         self.zdim = zdim
         self.weights = (float(prior_weight), float(recon_weight), float(entropy_weight))
-        self.train_points, self.input_points = train_points, input_points
-        self.mesh_points, self.chunk_points = mesh_points, chunk_points
-        self.mesh_density_quantile = mesh_density_quantile
-        self.stats_max_batches = stats_max_batches
+        self.train_points, self.chunk_points = train_points, chunk_points
         self.encoder = PointNetEncoder(
             3, tuple(encoder_hidden), zdim, tuple(encoder_head), vae=True, batch_norm=True
         )
@@ -166,58 +152,6 @@ class PointFlow(ZooModel):
             if use_latent_flow
             else None
         )
-        self.register_buffer("points_mean", torch.zeros(3))  # (3,) per-axis mean
-        self.register_buffer("points_std", torch.ones(()))  # one scalar std
-        self.register_buffer("stats_ready", torch.zeros((), dtype=torch.bool))
-
-    # ----------------------------------------------------------------- normalisation
-    def configure_from_data(self, info: dict[str, Any]) -> None:
-        super().configure_from_data(info)
-        if info.get("points_mean") is not None and info.get("points_std") is not None:
-            self.set_normalization(torch.as_tensor(info["points_mean"]), info["points_std"])
-
-    def set_normalization(self, mean: Tensor, std: float | Tensor) -> None:
-        """Use ``(x - mean) / std`` with ``mean`` (3,) and a scalar ``std > 0``."""
-        mean = torch.as_tensor(mean, dtype=torch.float32).reshape(-1)
-        std = torch.as_tensor(std, dtype=torch.float32).reshape(())
-        if mean.shape != (3,) or not float(std) > 0:
-            raise ValueError(f"need mean (3,) and std > 0, got {tuple(mean.shape)}, {float(std)}")
-        self.points_mean.copy_(mean)
-        self.points_std.copy_(std)
-        self.stats_ready.fill_(True)
-
-    @torch.no_grad()
-    def fit_normalization(self, batches: Iterable[dict[str, Tensor]]) -> None:
-        """PointFlow's global statistics from training batches: per-axis mean of all points and
-        the std of all coordinates pooled (ddof 0), accumulated in float64, summed over ranks."""
-        acc = torch.zeros(5, dtype=torch.float64)  # count, sum x, sum y, sum z, sum of squares
-        for i, batch in enumerate(batches):
-            if i >= self.stats_max_batches:
-                break
-            pts = batch["points"].detach().to("cpu", torch.float64).reshape(-1, 3)  # (B*N, 3)
-            acc += torch.cat([acc.new_tensor([len(pts)]), pts.sum(0), (pts * pts).sum()[None]])
-        if self._trainer is not None:  # sum over DDP ranks
-            acc = self.trainer.strategy.reduce(acc.to(self.device), reduce_op="sum").cpu()
-        if acc[0] == 0:
-            raise ValueError("fit_normalization: the training loader gave no points")
-        mean = acc[1:4] / acc[0]
-        n_coords = 3 * acc[0]
-        var = acc[4] / n_coords - (acc[1:4].sum() / n_coords) ** 2
-        self.set_normalization(mean, var.clamp_min(1e-12).sqrt())
-
-    def on_train_start(self) -> None:
-        if bool(self.stats_ready):
-            return
-        dm = self.trainer.datamodule
-        loader = dm.train_dataloader() if dm is not None else self.trainer.train_dataloader
-        self.fit_normalization(loader)
-        log.info("pointflow: data mean %s, std %.5f", self.points_mean.tolist(), self.points_std)
-
-    def normalize(self, points: Tensor) -> Tensor:
-        return (points - self.points_mean) / self.points_std
-
-    def denormalize(self, points: Tensor) -> Tensor:
-        return points * self.points_std + self.points_mean
 
     # ----------------------------------------------------------------- likelihoods
     def log_prior(self, z: Tensor) -> Tensor:
@@ -262,21 +196,6 @@ class PointFlow(ZooModel):
             self.log("train/end_time", self.point_cnf.func.end_time.detach(), batch_size=bs)
         return loss
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        if len(batch["points"]) >= 2:
-            return self._shared_step(batch, "train")
-        # Training-mode batch norm is undefined for one shape (a trailing batch of one, e.g. a
-        # DDP rank's share): encode it with the running statistics instead. Skipping the step
-        # (returning None) is not possible under DDP, where every rank must join the backward.
-        modes = [(m, m.training) for m in self.encoder.modules() if isinstance(m, _BatchNorm)]
-        for m, _ in modes:
-            m.eval()
-        try:
-            return self._shared_step(batch, "train")
-        finally:
-            for m, mode in modes:
-                m.train(mode)
-
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         # The trace needs autograd: leave Lightning's inference mode / no_grad, and clone the
         # batch so it is not an inference tensor.
@@ -284,31 +203,12 @@ class PointFlow(ZooModel):
             self._shared_step({"points": batch["points"].clone()}, "val")
 
     # ----------------------------------------------------------------- Representation
-    def _generator(self, seed: int | None) -> torch.Generator | None:
-        return None if seed is None else torch.Generator().manual_seed(int(seed))
-
     @torch.no_grad()
     def sample(self, n: int, seed: int | None = None) -> list[PointFlowShape]:
         """n shape latents from the prior (latent CNF run backwards from N(0, I))."""
         w = randn(n, self.zdim, generator=self._generator(seed), device=self.device_)
         z = w if self.latent_cnf is None else self.latent_cnf(w, reverse=True, with_logp=False)[0]
         return [PointFlowShape(zi) for zi in z]
-
-    @torch.no_grad()
-    def reconstruct(self, target: ShapeTarget) -> PointFlowShape:
-        """Encode ``target.points`` (a fixed subset of ``input_points``) to the posterior mean."""
-        target.require("points", model=self.name)
-        pts = target.points.float()
-        if pts.dim() != 2 or pts.shape[1] != 3:
-            raise ValueError(f"target {target.name!r}: points must be (N, 3), got {pts.shape}")
-        if len(pts) > self.input_points:
-            g = torch.Generator().manual_seed(0)
-            pts = pts[torch.randperm(len(pts), generator=g)[: self.input_points]]
-        was_training = self.encoder.training
-        self.encoder.eval()  # batch norm with running statistics: one shape is a batch of 1
-        mean, _ = self.encoder(self.normalize(pts.to(self.device_))[None])
-        self.encoder.train(was_training)
-        return PointFlowShape(mean[0])
 
     @torch.no_grad()
     def to_points(self, shape: PointFlowShape, n: int = 2048, seed: int | None = 0) -> Tensor:
@@ -322,28 +222,3 @@ class PointFlow(ZooModel):
             for chunk in y.split(self.chunk_points)
         ]
         return self.denormalize(torch.cat(out))
-
-    def ceiling(
-        self, target: ShapeTarget, n: int, resolution: int
-    ) -> tuple[trimesh.Trimesh, Tensor]:
-        """Perfect points: an independent sample of the true surface (seed 1; the evaluator's
-        ground truth uses seed 0), so the ceiling is the sampling noise of the metrics; its mesh
-        is the Poisson surface of ``mesh_points`` true points, as ``to_mesh`` meshes."""
-        from zoo.ops.poisson import poisson_reconstruct
-        from zoo.ops.surface import sample_surface
-
-        target.require("mesh", model=self.name)
-        points = sample_surface(target.mesh, n, seed=1)[0]
-        depth = min(10, max(5, round(math.log2(max(resolution, 2)))))
-        dense = sample_surface(target.mesh, self.mesh_points, seed=2)[0]
-        mesh = poisson_reconstruct(dense, depth=depth, density_quantile=self.mesh_density_quantile)
-        return mesh, points
-
-    def to_mesh(self, shape: PointFlowShape, resolution: int = 128) -> trimesh.Trimesh:
-        """Screened Poisson surface of ``mesh_points`` decoded points; octree depth
-        ``log2(resolution)`` (clamped to [5, 10]) so the grid matches ``resolution``."""
-        from zoo.ops.poisson import poisson_reconstruct
-
-        depth = min(10, max(5, round(math.log2(max(resolution, 2)))))
-        points = self.to_points(shape, self.mesh_points).cpu()
-        return poisson_reconstruct(points, depth=depth, density_quantile=self.mesh_density_quantile)
