@@ -270,11 +270,16 @@ class ShapeDataModuleBase(pl.LightningDataModule):
             "voxel_bbox_max": list(VOXEL_BBOX[1]),
         }
         if self.form in ("points", "mesh"):
-            clouds = np.stack([pc15k.load_cloud(i.cloud, None) for i in items["train"]])
-            train_pts = clouds[:, : train_cut(clouds.shape[1])].reshape(-1, 3)
+            train_pts = self._train_points().reshape(-1, 3)
             info["points_mean"] = [float(v) for v in train_pts.mean(axis=0)]
             info["points_std"] = float(train_pts.std())
         return info
+
+    def _train_points(self) -> np.ndarray:
+        """The training points of every training shape (N, K, 3): the leading part of each
+        cloud that training batches draw from."""
+        clouds = np.stack([pc15k.load_cloud(i.cloud, None) for i in self.items("train")])
+        return clouds[:, : train_cut(clouds.shape[1])]
 
     def _eval_points(self, item: ShapeItem) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """A fixed subset of ``eval_points`` surface points (held-out part first), normals."""
