@@ -216,9 +216,7 @@ class PointArraysDataModule(ShapeDataModuleBase):
             items.update(self._load_voxels(categories))
         return items
 
-    def _load_category(
-        self, root: Path, category: str
-    ) -> dict[str, tuple[list[str], np.ndarray]]:
+    def _load_category(self, root: Path, category: str) -> dict[str, tuple[list[str], np.ndarray]]:
         """``{split: (ids, normalised clouds (n, K, 3))}`` of one category."""
         train = arrays_path(root, category, "train")
         if not train.is_file():
@@ -323,6 +321,5 @@ class PointArraysDataModule(ShapeDataModuleBase):
             return targets
         grids = self._grids[split]
         return [
-            dataclasses.replace(t, voxels=torch.from_numpy(grids[k]))
-            for k, t in enumerate(targets)
+            dataclasses.replace(t, voxels=torch.from_numpy(grids[k])) for k, t in enumerate(targets)
         ]
