@@ -186,14 +186,6 @@ class PointArraysDataModule(ShapeDataModuleBase):
                 "form 'voxels' needs data.voxels_file=<an .npz holding voxels (N, R, R, R)>"
             )
 
-    @property
-    def dataset_root(self) -> Path:
-        return self.root
-
-    @property
-    def dataset_name(self) -> str:
-        return self.root.name
-
     # ------------------------------------------------------------------ loading
     def _build_items(self) -> dict[str, list[ShapeItem]]:
         root = check_root(self.root)

@@ -129,6 +129,7 @@ class ShapeDataModuleBase(pl.LightningDataModule):
     """
 
     forms: ClassVar[tuple[str, ...]] = ("points", "voxels", "sdf", "mesh")
+    root: Path  # the data folder (subclasses without one override ``dataset_root``)
 
     def __init__(
         self,
@@ -186,7 +187,8 @@ class ShapeDataModuleBase(pl.LightningDataModule):
 
     @property
     def dataset_name(self) -> str:
-        raise NotImplementedError
+        """The dataset's name in ``info()`` (default: the root folder's name)."""
+        return self.dataset_root.name
 
     def prepare_data(self) -> None:
         """Build missing caches (Lightning calls this once per node before ``setup``)."""
@@ -205,7 +207,8 @@ class ShapeDataModuleBase(pl.LightningDataModule):
 
     @property
     def dataset_root(self) -> Path:
-        raise NotImplementedError
+        """The folder the data is read from (default: the subclass's ``root``)."""
+        return Path(self.root)
 
     def items(self, split: str) -> list[ShapeItem]:
         """The shapes of ``split`` (train/val/test) in index order."""
