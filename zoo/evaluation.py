@@ -243,7 +243,7 @@ def evaluate(
         if model.classifier:
             metrics["cls/accuracy"] = classification_accuracy(model, targets)
         recon, ceil = [], []
-        for t in targets if not model.classifier else []:
+        for t in targets if not model.classifier and _reconstructable(model, targets) else []:
             gt = ground_truth_cloud(t, cfg.recon_points)
             recon.append(geometry_metrics(model, model.reconstruct(t), t, cfg, gt))
             c = ceiling_metrics(model, t, cfg, gt) if cfg.ceilings else None
@@ -276,6 +276,16 @@ def ceiling_fractions(metrics: dict[str, float]) -> dict[str, float]:
         num, den = (score, ceil) if higher else (ceil, score)
         out[f"frac/{name}"] = num / den if den and math.isfinite(den) else math.nan
     return out
+
+
+def _reconstructable(model: Representation, targets: list[ShapeTarget]) -> bool:
+    """Whether the targets hold what a voxel model reconstructs from: voxel_gan trained on the
+    grids of ``data=point_arrays`` is scored on generation only, against test clouds that have
+    no grids (:mod:`zoo.data.point_arrays`)."""
+    if getattr(model, "data_form", None) != "voxels" or all(t.voxels is not None for t in targets):
+        return True
+    log.warning("%s: the evaluation targets have no voxels: reconstruction not scored", model.name)
+    return False
 
 
 def reference_clouds(datamodule: Any, targets: list[ShapeTarget], cfg: EvalConfig) -> Tensor:

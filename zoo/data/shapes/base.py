@@ -129,6 +129,7 @@ class ShapeDataModuleBase(pl.LightningDataModule):
     """
 
     forms: ClassVar[tuple[str, ...]] = ("points", "voxels", "sdf", "mesh")
+    root: Path  # the data folder (subclasses without one override ``dataset_root``)
 
     def __init__(
         self,
@@ -186,7 +187,8 @@ class ShapeDataModuleBase(pl.LightningDataModule):
 
     @property
     def dataset_name(self) -> str:
-        raise NotImplementedError
+        """The dataset's name in ``info()`` (default: the root folder's name)."""
+        return self.dataset_root.name
 
     def prepare_data(self) -> None:
         """Build missing caches (Lightning calls this once per node before ``setup``)."""
@@ -205,7 +207,8 @@ class ShapeDataModuleBase(pl.LightningDataModule):
 
     @property
     def dataset_root(self) -> Path:
-        raise NotImplementedError
+        """The folder the data is read from (default: the subclass's ``root``)."""
+        return Path(self.root)
 
     def items(self, split: str) -> list[ShapeItem]:
         """The shapes of ``split`` (train/val/test) in index order."""
@@ -270,11 +273,16 @@ class ShapeDataModuleBase(pl.LightningDataModule):
             "voxel_bbox_max": list(VOXEL_BBOX[1]),
         }
         if self.form in ("points", "mesh"):
-            clouds = np.stack([pc15k.load_cloud(i.cloud, None) for i in items["train"]])
-            train_pts = clouds[:, : train_cut(clouds.shape[1])].reshape(-1, 3)
+            train_pts = self._train_points().reshape(-1, 3)
             info["points_mean"] = [float(v) for v in train_pts.mean(axis=0)]
             info["points_std"] = float(train_pts.std())
         return info
+
+    def _train_points(self) -> np.ndarray:
+        """The training points of every training shape (N, K, 3): the leading part of each
+        cloud that training batches draw from."""
+        clouds = np.stack([pc15k.load_cloud(i.cloud, None) for i in self.items("train")])
+        return clouds[:, : train_cut(clouds.shape[1])]
 
     def _eval_points(self, item: ShapeItem) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """A fixed subset of ``eval_points`` surface points (held-out part first), normals."""

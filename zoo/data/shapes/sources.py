@@ -60,14 +60,6 @@ class PC15kDataModule(ShapeDataModuleBase):
         self.max_shapes_per_category = max_shapes_per_category
         self.n_cloud_points = n_cloud_points
 
-    @property
-    def dataset_root(self) -> Path:
-        return self.root
-
-    @property
-    def dataset_name(self) -> str:
-        return self.root.name
-
     def _build_items(self) -> dict[str, list[ShapeItem]]:
         root = check_root(self.root)
         synsets = self.categories if self.categories is not None else list_categories(root)
