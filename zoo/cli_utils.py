@@ -11,6 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import DictConfig
+
+from zoo.checkpoint import CheckpointError, load_model
+from zoo.pretrained import PretrainedError, load_pretrained
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
@@ -48,6 +52,34 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def check_one_source(cfg: DictConfig, command: str) -> None:
+    """Exactly one of ``ckpt=`` and ``pretrained=`` must be given; otherwise one ``error:``
+    line naming both (exit 2)."""
+    if bool(cfg.get("ckpt")) == bool(cfg.get("pretrained")):
+        fail(
+            f"give a checkpoint or a pretrained name (one of them): python -m {command} "
+            "ckpt=<path> | pretrained=<name>"
+        )
+
+
+def load_source(cfg: DictConfig, command: str, device: torch.device) -> tuple[Any, dict[str, Any]]:
+    """The model and metadata that an entry point's ``ckpt=<path>`` or ``pretrained=<name>``
+    (a name from ``python -m zoo.pretrained list``) names, on ``device``. Both or neither
+    given, an unreadable checkpoint or an unknown / refused registry entry: one ``error:``
+    line (exit 2)."""
+    check_one_source(cfg, command)
+    try:
+        if cfg.get("pretrained"):
+            model, meta, _ = load_pretrained(
+                str(cfg.pretrained), map_location=device, with_meta=True
+            )
+            return model, meta
+        return load_model(cfg.ckpt, map_location=device)
+    except (CheckpointError, PretrainedError) as e:
+        fail(str(e))
+        raise  # unreachable: fail exits
 
 
 def write_json(path: str | Path, obj: Any) -> None:

@@ -16,34 +16,17 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from zoo.checkpoint import CheckpointError, load_model
-from zoo.cli_utils import CONF_DIR, fail, pick_device, quiet_lightning, write_json
+from zoo.cli_utils import CONF_DIR, fail, load_source, pick_device, quiet_lightning, write_json
 from zoo.evaluation import evaluate, format_metrics
 
 
 def run_eval(cfg: DictConfig) -> dict[str, Any]:
     quiet_lightning()
-    if bool(cfg.get("ckpt")) == bool(cfg.get("pretrained")):
-        fail(
-            "give a checkpoint or a pretrained name: python -m zoo.eval ckpt=<path> | "
-            "pretrained=<name>"
-        )
-    try:
-        if cfg.get("pretrained"):
-            from zoo.pretrained import PretrainedError, load_pretrained
-
-            try:
-                model, meta, _ = load_pretrained(
-                    str(cfg.pretrained), map_location=pick_device(cfg.device), with_meta=True
-                )
-            except PretrainedError as e:
-                fail(str(e))
-            ckpt = Path("outputs") / "pretrained" / str(cfg.pretrained)
-        else:
-            ckpt = Path(cfg.ckpt)
-            model, meta = load_model(ckpt, map_location=pick_device(cfg.device))
-    except CheckpointError as e:
-        fail(str(e))
+    model, meta = load_source(cfg, "zoo.eval", pick_device(cfg.device))
+    if cfg.get("pretrained"):
+        ckpt = Path("outputs") / "pretrained" / str(cfg.pretrained)
+    else:
+        ckpt = Path(cfg.ckpt)
     data_cfg = cfg.get("data") or OmegaConf.create(meta.get("data_cfg"))
     if not data_cfg:
         fail(f"{ckpt}: no data config stored; pass data=<name>")

@@ -14,8 +14,14 @@ import time
 import hydra
 from omegaconf import DictConfig
 
-from zoo.checkpoint import CheckpointError, load_model
-from zoo.cli_utils import CONF_DIR, fail, pick_device, quiet_lightning
+from zoo.cli_utils import (
+    CONF_DIR,
+    check_one_source,
+    fail,
+    load_source,
+    pick_device,
+    quiet_lightning,
+)
 from zoo.viewer import ViewerUnavailable, require_viser
 
 
@@ -25,9 +31,7 @@ def run_view(cfg: DictConfig) -> None:
     port = cfg.get("port")
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         fail(f"port: expected an integer in [0, 65535], got {port!r}")
-    if bool(cfg.get("ckpt")) == bool(cfg.get("pretrained")):
-        fail("give a checkpoint or a pretrained name: python -m zoo.view ckpt=<path> | "
-             "pretrained=<name>")  # fmt: skip
+    check_one_source(cfg, "zoo.view")  # before the viewer's own checks
     try:
         require_viser()
     except ViewerUnavailable as e:
@@ -36,20 +40,7 @@ def run_view(cfg: DictConfig) -> None:
     from zoo.viewer.session import ViewerSession, ViewOptions
 
     device = pick_device(cfg.device)
-    try:
-        if cfg.get("pretrained"):
-            from zoo.pretrained import PretrainedError, load_pretrained
-
-            try:
-                model, meta, _ = load_pretrained(
-                    str(cfg.pretrained), map_location=device, with_meta=True
-                )
-            except PretrainedError as e:
-                fail(str(e))
-        else:
-            model, meta = load_model(cfg.ckpt, map_location=device)
-    except CheckpointError as e:
-        fail(str(e))
+    model, meta = load_source(cfg, "zoo.view", device)
     if model.classifier:
         fail(f"{model.name} is a classifier: it has no shapes to view (see zoo.eval)")
     model.eval()
