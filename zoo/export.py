@@ -13,6 +13,7 @@ import torch
 import trimesh
 from torch import Tensor
 
+from zoo.ops.point_render import render_points
 from zoo.representation import Representation
 from zoo.structures.cameras import Cameras, look_at
 
@@ -111,3 +112,67 @@ def image_grid(images: Sequence[Tensor], cols: int) -> Tensor:
         r, c = divmod(i, cols)
         grid[r * h : (r + 1) * h, c * w : (c + 1) * w] = img.cpu()
     return grid
+
+
+def points_grid_image(
+    clouds: Sequence[Tensor | None],
+    cols: int,
+    size: int,
+    up_axis: str = "y",
+    radius: float = 1.6,
+) -> Tensor:
+    """Point clouds drawn as shaded discs (:func:`zoo.ops.point_render.render_points`) and
+    tiled like :func:`image_grid`: one (rows*size, cols*size, 3) image in [0, 1].
+
+    Every cell is seen by the same camera (the first of :func:`orbit_cameras`, ``radius`` from
+    the origin, world up ``up_axis``) and the clouds are not rescaled, so sizes compare across
+    cells. A cloud that is None or has fewer than 3 finite points is a blank cell, keeping
+    cell ``i`` for cloud ``i``.
+
+    Args:
+        clouds: (N_i, 3) point clouds in the shapes' own units.
+    """
+    if not clouds:
+        raise ValueError("points_grid_image needs at least one cloud")
+    cam = orbit_cameras(1, size=size, radius=radius, up_axis=up_axis)
+    cells = []
+    for cloud in clouds:
+        pts = None if cloud is None else cloud.detach().float().cpu().reshape(-1, 3)
+        pts = None if pts is None else pts[torch.isfinite(pts).all(dim=-1)]  # (N, 3)
+        if pts is None or len(pts) < 3:
+            cells.append(torch.ones(size, size, 3))
+        else:
+            cells.append(render_points(pts, cam)["rgb"][0])
+    return image_grid(cells, cols)
+
+
+def caption_image(image: Tensor, text: str, height: int | None = None) -> Tensor:
+    """``image`` (H, W, 3) with a white strip of ``height`` px on top holding ``text`` in black
+    (Pillow's default font, made smaller until the text fits the width; default height: a tenth
+    of the width, 14 to 32 px)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    h = int(height) if height is not None else min(32, max(14, image.shape[1] // 10))
+    strip = Image.new("RGB", (image.shape[1], h), "white")
+    draw = ImageDraw.Draw(strip)
+    for font_px in range(round(0.7 * h), 5, -1):
+        font = ImageFont.load_default(size=font_px)
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        if right - left <= image.shape[1] - h // 2:
+            break
+    draw.text((h // 4, (h - top - bottom) // 2), text, fill="black", font=font)
+    top_rgb = torch.from_numpy(np.asarray(strip, dtype=np.float32) / 255.0)  # (h, W, 3)
+    return torch.cat([top_rgb, image.cpu().float()], dim=0)
+
+
+def side_by_side(images: Sequence[Tensor], gap: int = 16) -> Tensor:
+    """(H_i, W_i, 3) images left to right, top-aligned, ``gap`` white px apart and padded with
+    white to the tallest."""
+    h = max(img.shape[0] for img in images)
+    w = sum(img.shape[1] for img in images) + gap * (len(images) - 1)
+    out = torch.ones(h, w, 3)
+    x = 0
+    for img in images:
+        out[: img.shape[0], x : x + img.shape[1]] = img.cpu()
+        x += img.shape[1] + gap
+    return out

@@ -1,10 +1,21 @@
-"""``python -m zoo.sample ckpt=<path> n=8 out=<dir>``: write generated shapes to files.
+"""``python -m zoo.sample ckpt=<path> | pretrained=<name> n=8 out=<dir>``: write generated
+shapes to files.
 
-For each of the n shapes: the mesh as OBJ / PLY / GLB, surface points as PLY, a PNG with four
-rendered views and (``turntable=true``) a turntable GIF (or MP4 with ``turntable_format=mp4``
-where an encoder is installed); plus ``grid.png`` with the first view of every shape. For a
-radiance model (NeRF, NGP, Gaussians) the one "sample" is its fitted scene; a model with
-``export_files`` also writes its native files (``gaussians``: ``<stem>_splat.ply``).
+The model comes from a checkpoint (``ckpt=``) or from the pretrained registry (``pretrained=``,
+see ``python -m zoo.pretrained list``); exactly one of them. For each of the n shapes: the mesh
+as OBJ / PLY / GLB, surface points as PLY, a PNG with four rendered views and
+(``turntable=true``) a turntable GIF (or MP4 with ``turntable_format=mp4`` where an encoder is
+installed); plus ``grid.png`` with the first view of every shape and ``points_grid.png`` with
+every shape's surface points (the PLY's) drawn as shaded discs, one camera and one scale for
+all cells. For a radiance model (NeRF, NGP, Gaussians) the one "sample" is its fitted scene; a
+model with ``export_files`` also writes its native files (``gaussians``:
+``<stem>_splat.ply``).
+
+``references=K`` also draws K held-out (test split) shapes of the model's own training data
+(the data config stored with its weights, as ``zoo.eval`` uses it), evenly spread over the
+split so that a split sorted by category shows every category, ``n_points`` surface points
+each, in the same style, and writes ``samples_vs_references.png``: the samples' grid on the
+left, the references' on the right, each under a caption line.
 """
 
 from __future__ import annotations
@@ -15,20 +26,35 @@ from typing import Any
 
 import hydra
 import torch
-from omegaconf import DictConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from zoo.checkpoint import CheckpointError, load_model
-from zoo.cli_utils import CONF_DIR, fail, pick_device, quiet_lightning
+from zoo.cli_utils import (
+    CONF_DIR,
+    check_one_source,
+    fail,
+    load_source,
+    pick_device,
+    quiet_lightning,
+)
+from zoo.data.io import DataError
+from zoo.evaluation import ground_truth_cloud
 from zoo.export import (
+    caption_image,
     export_image,
     export_mesh,
     export_points,
     export_turntable,
     image_grid,
     orbit_cameras,
+    points_grid_image,
+    side_by_side,
     up_axis_of,
 )
+from zoo.representation import Representation
+
+GRID_COLS = 4  # cells per row of the grids
 
 
 def _try(what: str, i: int, fn: Callable[[], Any]) -> Any:
@@ -41,6 +67,27 @@ def _try(what: str, i: int, fn: Callable[[], Any]) -> Any:
         return None
 
 
+def held_out_clouds(
+    model: Representation, meta: dict[str, Any], source: str, k: int, n_points: int
+) -> tuple[list[Tensor], str]:
+    """``n_points`` surface points (N, 3) of each of ``k`` test shapes, evenly spread over the
+    split, of the data ``model`` was trained on (the data config in ``meta``, in the model's
+    data form, as ``zoo.eval`` reads it), and a caption naming that data and split."""
+    if not meta.get("data_cfg"):
+        fail(f"{source}: no data config stored with the model; references= cannot find its data")
+    try:
+        datamodule = instantiate(OmegaConf.create(meta["data_cfg"]), form=model.data_form)
+        datamodule.prepare_data()
+        datamodule.setup("test")
+        targets = datamodule.eval_shapes("test", limit=k, spread=True)
+        clouds = [ground_truth_cloud(t, n_points)[0] for t in targets]
+    except (DataError, FileNotFoundError) as e:
+        fail(f"{source}: references: {e}")
+    if len(clouds) < k:
+        print(f"warning: references={k}: the test split has only {len(clouds)} shapes")
+    return clouds, f"held-out: {datamodule.info().get('dataset', '?')} test"
+
+
 def run_sample(cfg: DictConfig) -> list[Path]:
     """Write every output the model can make for each of ``n`` shapes; see the module doc.
 
@@ -49,14 +96,16 @@ def run_sample(cfg: DictConfig) -> list[Path]:
     (exit 0). Only when nothing at all could be written is it an error (exit 2).
     """
     quiet_lightning()
-    if not cfg.get("ckpt"):
-        fail("give a checkpoint: python -m zoo.sample ckpt=<path> n=8 out=<dir>")
-    try:
-        model, _ = load_model(cfg.ckpt, map_location=pick_device(cfg.device))
-    except CheckpointError as e:
-        fail(str(e))
+    check_one_source(cfg, "zoo.sample")
+    source = str(cfg.pretrained or cfg.ckpt)
+    k = cfg.get("references") or 0
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        fail(f"references: expected a count of held-out shapes >= 0, got {k!r}")
+    model, meta = load_source(cfg, "zoo.sample", pick_device(cfg.device))
     if model.classifier:
-        fail(f"{cfg.ckpt}: {model.name} is a classifier; it draws no shapes (see zoo.eval)")
+        fail(f"{source}: {model.name} is a classifier; it draws no shapes (see zoo.eval)")
+    # Before sampling, so that missing data stops the run early.
+    refs = held_out_clouds(model, meta, source, k, int(cfg.n_points)) if k > 0 else None
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     shapes = model.sample(int(cfg.n), seed=cfg.get("seed"))
@@ -65,6 +114,7 @@ def run_sample(cfg: DictConfig) -> list[Path]:
     )
     written: list[Path] = []
     firsts = []
+    clouds: list[Tensor | None] = []  # cell i of points_grid.png is shape i
     for i, shape in enumerate(shapes):
         stem = out / f"{model.name}_{i:03d}"
         mesh = _try(
@@ -76,6 +126,7 @@ def run_sample(cfg: DictConfig) -> list[Path]:
         elif mesh is not None:
             print(f"warning: shape {i}: no surface at the model's iso-level; no mesh written")
         points = _try("surface points", i, lambda s=shape: model.to_points(s, int(cfg.n_points)))
+        clouds.append(points)
         if points is not None:
             written.append(export_points(points, stem.with_name(stem.name + "_points.ply")))
         if hasattr(model, "export_files"):  # a model's native files (e.g. the splat PLY)
@@ -101,11 +152,37 @@ def run_sample(cfg: DictConfig) -> list[Path]:
             if turntable is not None:
                 written.append(turntable)
     if firsts:
-        written.append(export_image(image_grid(firsts, min(len(firsts), 4)), out / "grid.png"))
+        written.append(
+            export_image(image_grid(firsts, min(len(firsts), GRID_COLS)), out / "grid.png")
+        )
+    if any(c is not None for c in clouds):
+        written.extend(_points_pictures(cfg, model, clouds, refs, out))
     for p in written:
         print(f"wrote {p}")
     if not written:
-        fail(f"{cfg.ckpt}: the model produced no mesh, points or renders; nothing written to {out}")
+        fail(f"{source}: the model produced no mesh, points or renders; nothing written to {out}")
+    return written
+
+
+def _points_pictures(
+    cfg: DictConfig,
+    model: Representation,
+    clouds: list[Tensor | None],
+    refs: tuple[list[Tensor], str] | None,
+    out: Path,
+) -> list[Path]:
+    """``points_grid.png`` and, with references, ``samples_vs_references.png`` (both grids
+    with the same columns, cell size, camera and scale)."""
+    size, up = int(cfg.render_size), up_axis_of(model)
+    n_cells = max(len(clouds), len(refs[0]) if refs else 0)
+    cols = min(n_cells, GRID_COLS)
+    grid = points_grid_image(clouds, cols, size, up_axis=up)
+    written = [export_image(grid, out / "points_grid.png")]
+    if refs and refs[0]:
+        label = f"samples: {cfg.pretrained or model.name}"
+        right = points_grid_image(refs[0], cols, size, up_axis=up)
+        both = side_by_side([caption_image(grid, label), caption_image(right, refs[1])])
+        written.append(export_image(both, out / "samples_vs_references.png"))
     return written
 
 

@@ -150,6 +150,47 @@ def test_sample_writes_files_common_viewers_open(trained):
     assert (out / "grid.png").is_file()
 
 
+def _drawn_fraction(path: Path) -> float:
+    """The share of a PNG's pixels that differ from its white background."""
+    import imageio.v3 as iio
+
+    image = iio.imread(path)
+    assert image.ndim == 3 and image.shape[2] == 3, image.shape
+    return float((image < 250).any(axis=-1).mean())
+
+
+def test_sample_a_pretrained_entry_draws_its_points(tmp_path):
+    out = tmp_path / "samples"
+    args = ["n=2", f"out={out}", "mesh_resolution=32", "render_size=64", "turntable=false"]
+    _run(["zoo.sample", "pretrained=voxel_gan-synthshapes", *args, "formats=[obj]"], tmp_path)
+    for i in range(2):
+        assert (out / f"voxel_gan_{i:03d}.obj").is_file()
+        cloud = trimesh.load(out / f"voxel_gan_{i:03d}_points.ply")
+        assert np.asarray(cloud.vertices).shape == (2048, 3)
+    for name in ("grid.png", "points_grid.png"):
+        assert 0.01 < _drawn_fraction(out / name) < 0.9, name
+    assert not (out / "samples_vs_references.png").exists()  # references=0 by default
+
+
+def test_sample_draws_held_out_references_beside_the_samples(trained):
+    tmp, _ = trained
+    ckpt = tmp / "run" / "checkpoints" / "last.ckpt"
+    out = tmp / "samples_refs"
+    args = ["n=2", "references=2", f"out={out}", "render_size=64", "turntable=false"]
+    _run(["zoo.sample", f"ckpt={ckpt}", *args, "mesh_resolution=32", "formats=[obj]"], tmp)
+    import imageio.v3 as iio
+
+    both = iio.imread(out / "samples_vs_references.png")
+    grid = iio.imread(out / "points_grid.png")
+    assert grid.shape == (64, 128, 3)
+    assert both.shape[0] > 64 and both.shape[1] > 2 * 128  # captions above, a gap between
+    half = both.shape[1] // 2
+    for side in (both[:, :half], both[:, half:]):
+        below_caption = side[-64:]
+        assert (below_caption < 250).any(axis=-1).mean() > 0.01  # shapes drawn on each side
+        assert (side[: both.shape[0] - 64] < 128).any()  # a caption line above
+
+
 def test_eval_bad_checkpoint_is_one_clear_line(tmp_path):
     bad = tmp_path / "bad.ckpt"
     bad.write_bytes(b"not a checkpoint")

@@ -131,6 +131,19 @@ def test_info_and_eval_targets(synth_root: Path) -> None:
     assert t.voxels.shape == (16, 16, 16) and t.voxels.dtype == torch.bool and t.sdf is None
 
 
+def test_eval_shapes_spread_over_the_split(synth_root: Path) -> None:
+    dm = _synth(synth_root, "points")
+    dm.prepare_data()
+    names = [i.name for i in dm.items("train")]  # 3 chairs, then 3 mugs
+    first = dm.eval_shapes("train", limit=2)
+    spread = dm.eval_shapes("train", limit=2, spread=True)
+    assert [t.name for t in first] == names[:2]
+    assert [t.name for t in spread] == [names[0], names[-1]]
+    assert [t.extra["category"] for t in spread] == ["chair", "mug"]
+    assert [t.extra["index"] for t in spread] == [0, 5]  # the split's own indices
+    assert len(dm.eval_shapes("train", limit=10, spread=True)) == 6
+
+
 def test_caches_are_reused_between_datamodules(synth_root: Path) -> None:
     dm = _synth(synth_root, "points")
     dm.setup()

@@ -372,11 +372,17 @@ class ViewsDataModule(pl.LightningDataModule, abc.ABC):
         return s.cameras, s.images
 
     def eval_shapes(
-        self, split: str = "test", limit: int | None = None, n_points: int = 10000, seed: int = 0
+        self,
+        split: str = "test",
+        limit: int | None = None,
+        n_points: int = 10000,
+        seed: int = 0,
+        spread: bool = False,
     ) -> list[ShapeTarget]:
         """The scene's ground-truth shape (mesh, ``n_points`` area-uniform surface samples with
         normals, and the ``split`` views) when it has a mesh, else ``[]``. A scene is one shape,
-        so ``limit`` (the evaluator's cap on shapes) only matters when it is 0."""
+        so ``limit`` (the evaluator's cap on shapes) only matters when it is 0 and ``spread``
+        (the shape datamodules' choice of which shapes) changes nothing."""
         from zoo.ops.surface import sample_surface
 
         path = self.scene.mesh_path

@@ -20,7 +20,7 @@ Datamodules:
 - :class:`DeepSDFDataModule`: DeepSDF ``SdfSamples`` + split JSON files (``sdf`` only).
 
 Every datamodule also offers ``info()`` (JSON-serialisable facts for ``configure_from_data``),
-``eval_shapes(split, limit)`` (ground-truth :class:`~zoo.representation.ShapeTarget`s) and
+``eval_shapes(split, limit, spread)`` (ground-truth :class:`~zoo.representation.ShapeTarget`s) and
 ``eval_views(split)`` (None: shape datasets have no images).
 
 Modules: :mod:`~zoo.data.shapes.base` (the datasets of each form and the common base class),

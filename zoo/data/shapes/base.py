@@ -295,16 +295,24 @@ class ShapeDataModuleBase(pl.LightningDataModule):
             normals = torch.from_numpy(pc15k.load_cloud(item.normals, len(cloud), "normals"))[sel]
         return torch.from_numpy(cloud)[sel], normals
 
-    def eval_shapes(self, split: str = "test", limit: int | None = None) -> list[ShapeTarget]:
-        """Ground-truth targets of ``split`` (first ``limit`` shapes, in index order).
+    def eval_shapes(
+        self, split: str = "test", limit: int | None = None, spread: bool = False
+    ) -> list[ShapeTarget]:
+        """Ground-truth targets of ``split`` (first ``limit`` shapes, in index order; with
+        ``spread``, ``limit`` shapes evenly spaced over the index order instead, so that a
+        split sorted by category shows every category).
 
         Each has ``points`` (``eval_points`` fixed surface points), ``normals`` and ``mesh``
         where known, ``voxels`` (R^3 bool) in the voxel form and ``sdf`` (all cached samples,
         pos then neg) in the sdf form.
         """
-        items = self.items(split)[: None if limit is None else int(limit)]
+        items = self.items(split)
+        chosen = list(range(len(items)))[: None if limit is None else int(limit)]
+        if spread and limit is not None and 0 < int(limit) < len(items):
+            chosen = np.linspace(0, len(items) - 1, int(limit)).round().astype(int).tolist()
         targets = []
-        for index, item in enumerate(items):
+        for index in chosen:
+            item = items[index]
             points, normals = self._eval_points(item)
             mesh = None
             if item.mesh is not None:
