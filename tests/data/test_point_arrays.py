@@ -219,6 +219,22 @@ def test_voxel_form(tiny: Path) -> None:
         PointArraysDataModule(tiny, form="voxels", voxels_file=tiny / "vox.npz").setup()
 
 
+def test_spread_voxel_targets_keep_their_own_grids(tiny: Path) -> None:
+    grids = np.zeros((5, 8, 8, 8), bool)
+    for i in range(5):
+        grids[i, i, 0, 0] = True  # a different voxel for every shape
+    np.savez(tiny / "vox_ids.npz", voxels=grids)
+    dm = PointArraysDataModule(
+        tiny, ["chair"], form="voxels", voxels_file=tiny / "vox_ids.npz", val_fraction=0.2
+    )
+    full = dm.eval_shapes("train")
+    picked = dm.eval_shapes("train", limit=2, spread=True)
+    assert [t.extra["index"] for t in picked] == [0, len(full) - 1]
+    for t in picked:
+        assert torch.equal(t.voxels, full[t.extra["index"]].voxels)
+    assert not torch.equal(picked[0].voxels, picked[1].voxels)
+
+
 def test_refused_forms_and_bad_config(tiny: Path) -> None:
     for form in ("sdf", "mesh", "views"):
         with pytest.raises(ValueError, match=f"point clouds .* only: form '{form}'"):

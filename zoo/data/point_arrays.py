@@ -305,13 +305,16 @@ class PointArraysDataModule(ShapeDataModuleBase):
         n = len(cloud) if self.eval_points is None else self.eval_points
         return cloud[torch.arange(n) % len(cloud)], None
 
-    def eval_shapes(self, split: str = "test", limit: int | None = None) -> list[ShapeTarget]:
+    def eval_shapes(
+        self, split: str = "test", limit: int | None = None, spread: bool = False
+    ) -> list[ShapeTarget]:
         """Targets with ``points`` (the normalised cloud); in the voxel form the train/val
         targets hold their grids (``voxels``) and the test targets the test clouds."""
-        targets = super().eval_shapes(split, limit)
+        targets = super().eval_shapes(split, limit, spread)
         if self.form != "voxels" or split not in self._grids:
             return targets
-        grids = self._grids[split]
+        grids = self._grids[split]  # by the split's index, as ``extra["index"]``
         return [
-            dataclasses.replace(t, voxels=torch.from_numpy(grids[k])) for k, t in enumerate(targets)
+            dataclasses.replace(t, voxels=torch.from_numpy(grids[t.extra["index"]]))
+            for t in targets
         ]
