@@ -294,6 +294,22 @@ def test_real_chair_voxels() -> None:
     spans_y = grids.any(dim=(1, 3))  # (N, 32) occupied y layers
     assert spans_y[:, 0].float().mean() > 0.5 and spans_y[:, -1].float().mean() > 0.5
     assert len(dm.eval_shapes("test")) == 100
+    # The grids and the clouds share one frame after both rotations (the file lists its grids
+    # in another order than the clouds): each of 5 grids, dilated by one cell, holds >= 98 % of
+    # the unit_box points of some training cloud; a frame flipped upside down holds far fewer.
+    from scipy.ndimage import binary_dilation
+
+    clouds = dm._train_points()  # (800, 1024, 3) in [-0.5, 0.5]
+    idx = np.clip(np.floor((clouds + 0.5) * 32).astype(int), 0, 31)  # (800, 1024, 3)
+    for flip in (False, True):
+        fractions = []
+        for g in grids[:5].numpy():
+            g = binary_dilation(g[:, ::-1] if flip else g, iterations=1)
+            fractions.append(g[idx[..., 0], idx[..., 1], idx[..., 2]].mean(1).max())
+        if flip:
+            assert max(fractions) < 0.9, fractions
+        else:
+            assert min(fractions) >= 0.98, fractions
 
 
 # ------------------------------------------------------------------------ CLI

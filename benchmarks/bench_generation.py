@@ -1,0 +1,125 @@
+"""Generation quality of shape generators, read against what the data itself scores.
+
+For each checkpoint (``name=path``), the shared evaluation (``zoo.evaluation.evaluate``,
+generation only) scores as many samples as references with PointFlow's protocol (MMD / COV /
+1-NNA with Chamfer, ``--n-points`` points a cloud, bootstrap standard errors), and once per data
+configuration the two model-free rows of ``eval.generation_baselines``: "data" (an independent
+draw of held-out shapes, or the test split's halves where no second draw exists: what a perfect
+generator scores) and "train copy" (the training shapes: what memorising scores). Prints one
+table and writes JSON (``--out``), with the machine, the load before and after, and the wall time
+of every row.
+
+    python benchmarks/bench_generation.py pd=outputs/.../last.ckpt pf=outputs/.../last.ckpt \
+        --out benchmarks/results/generation_synthshapes_chair.json
+
+Every checkpoint is scored on its own training data (the data config stored in it) unless
+``--data key=value`` overrides fields of it (e.g. ``--data root=/path``); all checkpoints of one
+call must share that data, so that they meet the same references.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from zoo.checkpoint import load_model
+from zoo.cli_utils import write_json
+from zoo.evaluation import EvalConfig, evaluate
+
+COLUMNS = ("1nna_cd", "cov_cd", "mmd_cd")
+ROWS = (("gen", None), ("gen_data", "data (perfect generator)"), ("gen_train", "train copy"))
+
+
+def _cell(metrics: dict[str, float], prefix: str, key: str) -> str:
+    v, se = metrics.get(f"{prefix}/{key}"), metrics.get(f"{prefix}/{key}_se")
+    if v is None:
+        return "-"
+    scale = 1e3 if key.startswith("mmd") else 1.0
+    return f"{v * scale:.3f} ± {se * scale:.3f}" if se is not None else f"{v * scale:.3f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("ckpts", nargs="+", help="name=path of a checkpoint")
+    ap.add_argument("--data", nargs="*", default=[], help="key=value overrides of the data config")
+    ap.add_argument("--n-points", type=int, default=2048)
+    ap.add_argument("--boot", type=int, default=1000)
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+
+    results: dict[str, Any] = {
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
+        "load_before": os.getloadavg(),
+        "protocol": {
+            "n_points": args.n_points,
+            "bootstrap": args.boot,
+            "split": args.split,
+            "distance": "Chamfer-L2 (squared, sum of both directions); MMD x 1e3 in the table",
+        },
+        "models": {},
+    }
+    baselines: dict[str, float] | None = None
+    data_cfg_seen: Any = None
+    for spec in args.ckpts:
+        name, _, path = spec.partition("=")
+        t0 = time.perf_counter()
+        model, meta = load_model(path)
+        data_cfg = OmegaConf.create(meta.get("data_cfg"))
+        for kv in args.data:
+            key, _, value = kv.partition("=")
+            OmegaConf.update(data_cfg, key, OmegaConf.create({"v": value})["v"])
+        if data_cfg_seen is not None and data_cfg != data_cfg_seen:
+            raise SystemExit(f"error: {path}: data config differs from the first checkpoint's")
+        data_cfg_seen = data_cfg
+        dm = instantiate(data_cfg, form=model.data_form)
+        dm.prepare_data()
+        dm.setup("test")
+        cfg = EvalConfig(
+            split=args.split,
+            max_shapes=0,
+            n_points=args.n_points,
+            n_boot=args.boot,
+            ceilings=False,
+            save_images=False,
+            generation_baselines=baselines is None,
+        )
+        metrics = evaluate(model, dm, cfg)
+        if baselines is None:
+            baselines = {k: v for k, v in metrics.items() if k.startswith(("gen_data", "gen_tr"))}
+        metrics = {k: v for k, v in metrics.items() if k.startswith("gen/")}
+        results["models"][name] = {
+            "checkpoint": str(path),
+            "model": model.name,
+            "trained_steps": int(meta.get("global_step", -1)) if isinstance(meta, dict) else -1,
+            "metrics": metrics,
+            "seconds": time.perf_counter() - t0,
+        }
+        print(f"{name}: {model.name} scored in {time.perf_counter() - t0:.0f} s", flush=True)
+    results["baselines"] = baselines or {}
+    results["data"] = OmegaConf.to_container(data_cfg_seen) if data_cfg_seen is not None else None
+    results["load_after"] = os.getloadavg()
+
+    refs = next(iter(results["models"].values()))["metrics"].get("gen/references", float("nan"))
+    print(f"\n{len(results['models'])} generators, {refs:.0f} references, {args.n_points} points")
+    print(f"| row | {' | '.join(COLUMNS)} |")
+    print("|---|" + "---|" * len(COLUMNS))
+    for name, r in results["models"].items():
+        cells = " | ".join(_cell(r["metrics"], "gen", c) for c in COLUMNS)
+        print(f"| {name} ({r['model']}) | {cells} |")
+    for prefix, label in ROWS[1:]:
+        cells = " | ".join(_cell(results["baselines"], prefix, c) for c in COLUMNS)
+        print(f"| {label} | {cells} |")
+    write_json(args.out, results)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
