@@ -118,13 +118,11 @@ def run_sample(cfg: DictConfig) -> list[Path]:
     category = cfg.get("category")
     if category is not None and not model.conditional:
         fail(
-            f"category={category}: {model.name} is not class-conditional (it samples all "
+            f"{source}: category={category}: {model.name} is not class-conditional (it samples all "
             "categories at once); leave category out"
         )
     # Before sampling, so that missing data stops the run early.
     refs = held_out_clouds(model, meta, source, k, int(cfg.n_points)) if k > 0 else None
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     if category is None:
         shapes = model.sample(int(cfg.n), seed=cfg.get("seed"))
     else:
@@ -132,6 +130,8 @@ def run_sample(cfg: DictConfig) -> list[Path]:
             shapes = model.sample(int(cfg.n), seed=cfg.get("seed"), category=str(category))
         except ValueError as e:
             fail(f"{source}: category={category}: {e}")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
     cams = orbit_cameras(
         4, size=int(cfg.render_size), device=model.device_, up_axis=up_axis_of(model)
     )
