@@ -210,6 +210,38 @@ def test_post_training_state_is_shipped():
             assert bool(state["prior_ready"]), e.name
 
 
+def test_weights_from_before_class_conditional_sampling_sample_as_before():
+    """The shipped deepsdf / mesh_gcn files hold no per-category prior: they load (strictly),
+    their unconditional draws are the formulas they were recorded with, and deepsdf (whose codes
+    and training labels are stored) samples a category from that category's codes."""
+    from zoo.models.deepsdf.fitting import gaussian_latents
+    from zoo.ops.random import randn
+
+    for e in read_registry().values():
+        if e.model not in ("deepsdf", "mesh_gcn"):
+            continue
+        model = load_pretrained(e.name)
+        assert model.conditional and not model.category_prior.ready.any(), e.name
+        if e.model == "mesh_gcn":
+            eps = randn(4, model.zdim, generator=torch.Generator().manual_seed(0))
+            want = model.prior_mean + eps @ model.prior_tril.T  # the draw before this change
+            got = torch.stack([s.z for s in model.sample(4, seed=0)])
+            torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+            continue
+        codes = model.train_latent(torch.arange(model.codes.num_embeddings))
+        got = torch.stack(model.sample(4, seed=0))
+        torch.testing.assert_close(got, gaussian_latents(codes, 4, "full", seed=0), rtol=0, atol=0)
+        labels = model.data_info["train_names"]
+        synsets = model.data_info["synsets"]
+        centroids = torch.stack(
+            [codes[[i for i, n in enumerate(labels) if n.startswith(s)]].mean(0) for s in synsets]
+        )  # (C, L)
+        for k, s in enumerate(synsets):
+            z = torch.stack(model.sample(16, seed=0, category=s))
+            nearest = torch.cdist(z, centroids).argmin(dim=1)  # (16,)
+            assert (nearest == k).float().mean() >= 0.75, (e.name, s, nearest.tolist())
+
+
 def test_recorded_tolerance_applies_per_metric_only():
     from zoo.pretrained import PretrainedEntry, metric_tolerance
 

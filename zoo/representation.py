@@ -66,6 +66,9 @@ class Representation(abc.ABC):
         classifier: whether the model labels shapes instead of making them (PointNet): it is
             scored by held-out accuracy; ``reconstruct`` returns its label and ``sample`` /
             ``to_mesh`` raise ``ValueError``.
+        conditional: whether ``sample`` also takes ``category=`` (a category name such as
+            ``"chair"`` or the data's synset id) and draws shapes of that training category
+            only (a per-category latent prior, :mod:`zoo.nn.latent_prior`).
     """
 
     name: ClassVar[str]
@@ -74,6 +77,7 @@ class Representation(abc.ABC):
     generative: ClassVar[bool] = True
     per_scene: ClassVar[bool] = False  # fitted to one scene (NeRF): sample(1) is that scene
     classifier: ClassVar[bool] = False  # labels shapes (PointNet): scored by accuracy
+    conditional: ClassVar[bool] = False  # sample(n, seed, category=...) draws one category
 
     def configure_from_data(self, info: dict[str, Any]) -> None:  # noqa: B027
         """Build the parts that depend on the data (number of training shapes, scene bounds,
@@ -82,7 +86,13 @@ class Representation(abc.ABC):
 
     @abc.abstractmethod
     def sample(self, n: int, seed: int | None = None) -> list[Any]:
-        """n shapes from the model (per-scene models return their fitted scene)."""
+        """n shapes from the model (per-scene models return their fitted scene).
+
+        Models with ``conditional = True`` take a third argument, ``category: str | None =
+        None``: None draws from all training categories, a name (``"chair"``) or synset id
+        (``"03001627"``) from that category only; an unknown or unfitted one raises
+        ``ValueError`` naming the known ones. Others keep ``(n, seed)``, so callers check
+        ``conditional`` (or the signature) before passing ``category``."""
 
     @abc.abstractmethod
     def reconstruct(self, target: ShapeTarget) -> Any:

@@ -454,3 +454,80 @@ def test_end_to_end_on_synthshapes_datamodule(tmp_path):
     assert metrics["ceil/fscore@0.01"] > 1.5 * metrics["recon/fscore@0.01"], metrics
     assert metrics["ceil/chamfer_l2"] < 0.5 * metrics["recon/chamfer_l2"], metrics
     assert metrics["gen/references"] == len(dm.items("test")), metrics
+
+
+def _labelled_info(n_per: int) -> dict:
+    """Data info of 2 * n_per training shapes: chairs (even indices) and tables (odd)."""
+    synsets = ["03001627", "04379243"]
+    return {
+        "num_train_shapes": 2 * n_per,
+        "synsets": synsets,
+        "categories": ["chair", "table"],
+        "train_synsets": [synsets[i % 2] for i in range(2 * n_per)],
+    }
+
+
+def test_sample_by_category_draws_from_that_categorys_codes():
+    """Training codes in two clusters by category: a category's samples fall in its cluster;
+    without a category, the all-codes Gaussian of ``gaussian_latents`` as before."""
+    model = small_model(12)
+    model.configure_from_data(_labelled_info(6))
+    assert model.conditional and model.category_prior.labels == ["03001627", "04379243"]
+    centre = torch.zeros(2, 16)
+    centre[0, 0], centre[1, 1] = 0.7, -0.7  # inside the code bound (max_norm 1)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        model.codes.weight.copy_(
+            centre[torch.arange(12) % 2] + 0.02 * torch.randn(12, 16, generator=g)
+        )
+    for k, name in enumerate(["chair", "04379243"]):  # by name or by synset
+        z = torch.stack(model.sample(64, seed=1, category=name))  # fitted on first use
+        d = torch.cdist(z, centre)  # (64, 2)
+        assert (d.argmin(dim=1) == k).all() and d[:, k].max() < 0.3, d
+    assert bool(model.category_prior.ready.all())
+    torch.testing.assert_close(
+        torch.stack(model.sample(3, seed=4, category="table")),
+        torch.stack(model.sample(3, seed=4, category="table")),
+    )
+    codes = model.train_latent(torch.arange(12))
+    torch.testing.assert_close(
+        torch.stack(model.sample(5, seed=2)), gaussian_latents(codes, 5, "full", seed=2)
+    )
+    with pytest.raises(ValueError, match=r"unknown category 'sofa'; known: chair \(03001627\)"):
+        model.sample(1, category="sofa")
+    # finalize_training refits to the codes as they are at the end of training.
+    with torch.no_grad():
+        model.codes.weight.copy_(centre[1 - torch.arange(12) % 2])  # swap the clusters
+    model.finalize_training()
+    z = torch.stack(model.sample(8, seed=1, category="chair"))
+    assert (torch.cdist(z, centre).argmin(dim=1) == 1).all()
+
+
+def test_category_prior_is_in_checkpoints_and_old_ones_still_load(tmp_path):
+    from zoo.checkpoint import load_model
+
+    info = _labelled_info(3)
+    model = small_model(6)
+    model.configure_from_data(info)
+    model.finalize_training()
+    cfg = {
+        "_target_": "zoo.models.deepsdf.DeepSDF",
+        "decoder": {"_target_": "zoo.models.deepsdf.DeepSDFDecoder", "latent_size": 16,
+                    "hidden": SMALL_HIDDEN, "latent_in": [2], "dropout": 0.0},
+    }  # fmt: skip
+    meta = {"model_name": "deepsdf", "model_cfg": cfg, "data_info": info}
+    torch.save({"state_dict": model.state_dict(), "zoo": meta}, tmp_path / "new.ckpt")
+    loaded, _ = load_model(tmp_path / "new.ckpt")
+    torch.testing.assert_close(loaded.category_prior.tril, model.category_prior.tril)
+    assert bool(loaded.category_prior.ready.all())
+    # Weights from before the per-category prior: no such keys; they load and sample as before.
+    old = {k: v for k, v in model.state_dict().items() if not k.startswith("category_prior.")}
+    torch.save({"state_dict": old, "zoo": meta}, tmp_path / "old.ckpt")
+    loaded, _ = load_model(tmp_path / "old.ckpt")
+    assert not loaded.category_prior.ready.any()
+    torch.testing.assert_close(torch.stack(loaded.sample(3, seed=0)),
+                               torch.stack(model.sample(3, seed=0)))  # fmt: skip
+    torch.testing.assert_close(
+        torch.stack(loaded.sample(3, seed=0, category="chair")),  # fitted from the codes
+        torch.stack(model.sample(3, seed=0, category="chair")),
+    )

@@ -394,3 +394,59 @@ def test_cpu_default_and_paper_preset_configs() -> None:
     opt = big.configure_optimizers()
     opt = opt["optimizer"] if isinstance(opt, dict) else opt
     assert opt.defaults["weight_decay"] == pytest.approx(1e-6)
+
+
+def test_sample_by_category_decodes_codes_of_that_categorys_cluster() -> None:
+    """Codes of two categories in two clusters: a category's samples carry codes of its own
+    cluster, the all-category prior is still fitted to all of them (and stays as before)."""
+    model = MeshGCN(**{**TINY, "zdim": 4})
+    model.configure_from_data(
+        {"synsets": ["03001627", "04379243"], "categories": ["chair", "table"]}
+    )
+    assert model.conditional
+    g = torch.Generator().manual_seed(0)
+    centre = torch.tensor([[3.0, 0, 0, 0], [0, -3.0, 0, 0]])
+    synsets = ["03001627", "04379243"] * 20
+    codes = centre[torch.arange(40) % 2] + 0.1 * torch.randn(40, 4, generator=g)
+    model.fit_prior(codes, synsets)
+    all_only = MeshGCN(**{**TINY, "zdim": 4})
+    all_only.fit_prior(codes)
+    for name in ("prior_mean", "prior_tril"):  # labels change nothing in the all-category fit
+        torch.testing.assert_close(getattr(model, name), getattr(all_only, name))
+    torch.testing.assert_close(
+        torch.stack([s.z for s in model.sample(3, seed=2)]), all_only.prior_codes(3, seed=2)
+    )
+    for k, name in enumerate(["chair", "04379243"]):
+        shapes = model.sample(16, seed=1, category=name)
+        z = torch.stack([s.z for s in shapes])  # (16, 4)
+        d = torch.cdist(z, centre)
+        assert (d.argmin(dim=1) == k).all() and d[:, k].max() < 1.0, d
+        assert shapes[0].vertices.shape == (642, 3)
+    with pytest.raises(ValueError, match="unknown category 'sofa'"):
+        model.sample(1, category="sofa")
+    # Weights from before the per-category prior load strictly, unfitted: a clear error.
+    old = {k: v for k, v in model.state_dict().items() if not k.startswith("category_prior.")}
+    fresh = MeshGCN(**{**TINY, "zdim": 4})
+    fresh.configure_from_data(
+        {"synsets": ["03001627", "04379243"], "categories": ["chair", "table"]}
+    )
+    fresh.load_state_dict(old)
+    torch.testing.assert_close(fresh.prior_codes(3, seed=2), model.prior_codes(3, seed=2))
+    with pytest.raises(ValueError, match="'chair' has no fitted prior"):
+        fresh.sample(1, category="chair")
+
+
+def test_encode_batches_collects_each_codes_synset() -> None:
+    model = MeshGCN(**TINY)
+    g = torch.Generator().manual_seed(0)
+    batches = [
+        {"points": torch.rand(2, 300, 3, generator=g), "synset": ["a", "b"]},
+        {"points": torch.rand(1, 300, 3, generator=g), "synset": ["c"]},
+    ]
+    labels: list[str] = []
+    codes = model.encode_batches(batches, labels)
+    assert codes.shape == (3, 16) and labels == ["a", "b", "c"]
+    torch.testing.assert_close(codes[2:], model.encode_batches(batches[1:]))  # in order
+    unlabelled: list[str] = []
+    model.encode_batches([{"points": batches[0]["points"]}], unlabelled)
+    assert unlabelled == []  # batches without labels: none collected

@@ -15,8 +15,9 @@ with the numbers in those papers**; compare models with each other through the s
 - ``p_is``: Point-E's P-IS: ``exp(E_x KL(p(y|x) || p(y)))`` of the classifier's softmax, one
   split over all samples (Point-E splits every 5,000 samples; fewer here).
 - ``classified_as``: the fraction of class-conditional samples that the classifier assigns to
-  the category they were generated for (no zoo generator is class-conditional yet; it also
-  scores a set generated for one category).
+  the category they were generated for (``deepsdf`` and ``mesh_gcn`` sample by category; it
+  also scores a set generated for one category); ``predicted_classes`` gives each sample's
+  predicted class.
 
 The Fréchet distance between Gaussians fitted to two feature sets (means, unbiased covariances)
 is ``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2))``, computed as in the FID reference
@@ -103,8 +104,13 @@ def p_is(samples: Tensor, model: torch.nn.Module) -> float:
     return inception_score(classifier_features(model, samples)[-1].softmax(dim=1))
 
 
+def predicted_classes(samples: Tensor, model: torch.nn.Module) -> Tensor:
+    """(K,) index of the class the classifier ``model`` predicts for each of samples (K, N, 3)."""
+    return classifier_features(model, samples)[-1].argmax(dim=1)
+
+
 def classified_as(samples: Tensor, labels: Tensor | int, model: torch.nn.Module) -> float:
     """Fraction of samples (K, N, 3) whose predicted class is ``labels`` (K,) (or one int)."""
-    pred = classifier_features(model, samples)[-1].argmax(dim=1)
+    pred = predicted_classes(samples, model)
     want = torch.as_tensor(labels).expand_as(pred)
     return float((pred == want).double().mean())

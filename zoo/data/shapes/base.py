@@ -251,6 +251,8 @@ class ShapeDataModuleBase(pl.LightningDataModule):
 
         ``points_mean`` / ``points_std`` (points and mesh forms) are PointFlow's global
         normalisation statistics of the training clouds (per-axis mean, one scalar std).
+        ``train_names`` / ``train_synsets``: each training shape's name and category in
+        training-index order (the ``idx`` of its batches; per-category latent priors).
         """
         items = self._ensure()
         synsets = sorted({i.synset for split in items.values() for i in split})
@@ -263,6 +265,7 @@ class ShapeDataModuleBase(pl.LightningDataModule):
             "num_val_shapes": len(items["val"]),
             "num_test_shapes": len(items["test"]),
             "train_names": [i.name for i in items["train"]],
+            "train_synsets": [i.synset for i in items["train"]],  # by batch["idx"]
             "n_points": self.n_points,
             "eval_points": self.eval_points,
             "voxel_resolution": self.voxel_resolution,

@@ -14,6 +14,11 @@ norm as a Gaussian prior). Codes live in an ``nn.Embedding`` initialised from N(
 The native shape of this model is a latent code, a (L,) tensor: ``reconstruct`` infers one for
 an unseen shape (decoder frozen), ``sample`` draws them from a Gaussian fitted to the training
 codes, ``to_mesh`` extracts the zero level set by marching cubes.
+
+Class-conditional sampling (``sample(n, category="chair")``): one Gaussian per training category
+(:class:`zoo.nn.latent_prior.GaussianLatentPrior`), fitted to the codes of that category's
+training shapes (labels: the data's ``info["train_synsets"]``, by training index) when training
+ends, or on first use for weights saved before it existed.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from zoo.models.deepsdf.fitting import (
     target_sdf_samples,
 )
 from zoo.models.registry import register_model
+from zoo.nn.latent_prior import GaussianLatentPrior, train_labels
 from zoo.ops.marching_cubes import DEFAULT_BBOX_MAX, DEFAULT_BBOX_MIN
 from zoo.representation import ShapeTarget
 
@@ -59,7 +65,10 @@ class DeepSDF(ZooModel):
             unseen shape's code (ref. 800, 8000, 5e-3, 0.01, 1e-4).
         recon_target_samples: SDF samples drawn from a target's mesh / points when it has none.
         val_iterations, val_samples: code fitting per validation batch (held-out SDF L1).
-        latent_covariance: ``full`` or ``diag`` Gaussian fitted to the codes for ``sample``.
+        latent_covariance: ``full`` or ``diag`` Gaussian fitted to all the codes for ``sample``
+            (without a category).
+        prior_shrinkage: shrinkage of the per-category full-covariance Gaussians (a category
+            has fewer codes than dimensions; :func:`zoo.nn.latent_prior.fit_gaussian`).
         points_resolution: marching-cubes grid used by ``to_points``.
         bbox_min, bbox_max: the box of the marching-cubes grid.
         chunk: points per decoder call when evaluating a grid.
@@ -68,6 +77,7 @@ class DeepSDF(ZooModel):
     kind = "sdf"
     data_form = "sdf"
     generative = True
+    conditional = True
 
     def __init__(
         self,
@@ -89,6 +99,7 @@ class DeepSDF(ZooModel):
         val_iterations: int = 50,
         val_samples: int = 2048,
         latent_covariance: str = "full",
+        prior_shrinkage: float = 1e-3,
         points_resolution: int = 64,
         bbox_min: Sequence[float] = DEFAULT_BBOX_MIN,
         bbox_max: Sequence[float] = DEFAULT_BBOX_MAX,
@@ -125,12 +136,17 @@ class DeepSDF(ZooModel):
         self.points_resolution = int(points_resolution)
         self.bbox_min, self.bbox_max = tuple(bbox_min), tuple(bbox_max)
         self.chunk = int(chunk)
+        self.prior_shrinkage = float(prior_shrinkage)
         self.register_module("codes", None)  # built in configure_from_data
+        # One Gaussian per training category; rebuilt for the data's categories.
+        self.category_prior = GaussianLatentPrior(self.latent_size, shrinkage=prior_shrinkage)
+        self._train_labels: list[str] | None = None
         self._mesh_cache: tuple[Tensor, tuple, trimesh.Trimesh] | None = None
 
     # ----------------------------------------------------------------- data-dependent parts
     def configure_from_data(self, info: dict[str, Any]) -> None:
-        """One code per training shape: ``info["num_train_shapes"]`` rows of size L."""
+        """One code per training shape: ``info["num_train_shapes"]`` rows of size L; one
+        Gaussian per category of ``info["synsets"]`` (names ``info["categories"]``)."""
         super().configure_from_data(info)
         n = info.get("num_train_shapes")
         if not isinstance(n, int) or n < 1:
@@ -138,6 +154,14 @@ class DeepSDF(ZooModel):
         codes = nn.Embedding(n, self.latent_size, max_norm=self.code_bound)
         nn.init.normal_(codes.weight, 0.0, self.code_init_std / self.latent_size**0.5)
         self.codes = codes.to(self.device_)
+        labels = train_labels(info)
+        self._train_labels = labels if labels is not None and len(labels) == n else None
+        self.category_prior = GaussianLatentPrior(
+            self.latent_size,
+            info.get("synsets") or [],
+            info.get("categories"),
+            shrinkage=self.prior_shrinkage,
+        ).to(self.device_)
 
     def _require_codes(self) -> nn.Embedding:
         if self.codes is None:
@@ -229,11 +253,33 @@ class DeepSDF(ZooModel):
         )
         return z[0]
 
-    def sample(self, n: int, seed: int | None = None) -> list[Tensor]:
-        """n codes from the Gaussian fitted to the training codes."""
+    def sample(self, n: int, seed: int | None = None, category: str | None = None) -> list[Tensor]:
+        """n codes from the Gaussian fitted to all training codes, or with ``category`` (a
+        name or synset id) from that category's Gaussian."""
+        if category is None:
+            codes = self.train_latent(torch.arange(self._require_codes().num_embeddings))
+            z = gaussian_latents(codes, n, self.latent_covariance, seed=seed)
+            return [zi for zi in z]
+        k = self.category_prior.index_of(category)
+        if not bool(self.category_prior.ready[k]) and self._train_labels is not None:
+            self.fit_category_prior()  # weights saved before the per-category prior
+        g = None if seed is None else torch.Generator().manual_seed(int(seed))
+        return [zi for zi in self.category_prior.sample(n, category, generator=g)]
+
+    def fit_category_prior(self) -> None:
+        """Fit the per-category Gaussians to the training codes and their categories."""
+        if self._train_labels is None:
+            raise ValueError("deepsdf: the data info names no category per training shape")
         codes = self.train_latent(torch.arange(self._require_codes().num_embeddings))
-        z = gaussian_latents(codes, n, self.latent_covariance, seed=seed)
-        return [zi for zi in z]
+        self.category_prior.fit(codes, self._train_labels)
+
+    def finalize_training(self) -> None:
+        """Fit the per-category prior to the final codes (before the final checkpoint)."""
+        if self._train_labels is not None:
+            self.fit_category_prior()
+
+    def on_train_end(self) -> None:
+        self.finalize_training()  # also without the final-checkpoint callback
 
     def sdf_grid(self, latent: Tensor, resolution: int) -> Tensor:
         """(R, R, R) SDF of ``latent`` on the grid of ``zoo.ops.marching_cubes.grid_points``."""

@@ -15,7 +15,9 @@ convolutions over its vertex adjacency, with edge-midpoint unpooling between sta
 
 Generative: after training, a full-covariance Gaussian is fitted to the encoder's codes of the
 training shapes (``prior_mean``, ``prior_tril`` buffers, saved in checkpoints); ``sample`` decodes
-draws from it. Losses: ``losses.py``. Native shape: :class:`MeshGCNShape` (vertices + faces of
+draws from it; ``sample(n, category="chair")`` draws from one Gaussian per training category
+(:class:`zoo.nn.latent_prior.GaussianLatentPrior`, fitted to the same codes with the batches'
+``synset`` labels). Losses: ``losses.py``. Native shape: :class:`MeshGCNShape` (vertices + faces of
 the last stage: a deformed subdivided ico-sphere, closed by construction).
 """
 
@@ -42,8 +44,8 @@ from zoo.models.mesh_gcn.networks import (
 from zoo.models.mesh_gcn.template import TemplateHierarchy
 from zoo.models.registry import register_model
 from zoo.nn.graph_conv import NORMALIZATIONS
+from zoo.nn.latent_prior import GaussianLatentPrior, draw_gaussian, fit_gaussian
 from zoo.nn.pointnet import PointNetEncoder
-from zoo.ops.random import randn
 from zoo.representation import ShapeTarget
 
 log = logging.getLogger(__name__)
@@ -83,7 +85,8 @@ class MeshGCN(ZooModel):
             one in ``reconstruct``).
         image_size: side of the rendered input view; views: orbit cameras (of ``n_orbit``) a
             training step picks from at random (``reconstruct`` uses the first).
-        prior_shrinkage: the fitted covariance is ``S + shrinkage * tr(S)/zdim * I``.
+        prior_shrinkage: the fitted covariance is ``S + shrinkage * tr(S)/zdim * I`` (all
+            categories, and each category's).
         pool_k: with ``encoder=points``, every vertex also reads the offsets to its ``pool_k``
             nearest input points at every stage (:class:`PointPooling`, the point-cloud
             analogue of Pixel2Mesh's perceptual feature pooling); 0: the global code only.
@@ -97,6 +100,7 @@ class MeshGCN(ZooModel):
     kind = "mesh"
     data_form = "mesh"
     generative = True
+    conditional = True
 
     def __init__(
         self,
@@ -165,9 +169,21 @@ class MeshGCN(ZooModel):
         self.register_buffer("prior_mean", torch.zeros(self.zdim))
         self.register_buffer("prior_tril", torch.eye(self.zdim))
         self.register_buffer("prior_ready", torch.zeros((), dtype=torch.bool))
+        # One Gaussian per training category; rebuilt for the data's categories.
+        self.category_prior = GaussianLatentPrior(self.zdim, shrinkage=self.prior_shrinkage)
         self._prior_step = -1  # global step at which the prior was last fitted
         self._image_cache: dict[tuple[str, int, int], Tensor] = {}  # (split, idx, view)
         self._mesh_source: Any = None
+
+    def configure_from_data(self, info: dict[str, Any]) -> None:
+        """One Gaussian per category of ``info["synsets"]`` (names ``info["categories"]``)."""
+        super().configure_from_data(info)
+        self.category_prior = GaussianLatentPrior(
+            self.zdim,
+            info.get("synsets") or [],
+            info.get("categories"),
+            shrinkage=self.prior_shrinkage,
+        ).to(self.prior_mean.device)
 
     # ----------------------------------------------------------------- encode / decode
     def encode(self, inputs: Tensor) -> Tensor:
@@ -291,7 +307,8 @@ class MeshGCN(ZooModel):
             return
         dm = self.trainer.datamodule
         loader = dm.train_dataloader() if dm is not None else self.trainer.train_dataloader
-        self.fit_prior(self.encode_batches(loader))
+        labels: list[str] = []
+        self.fit_prior(self.encode_batches(loader, labels), labels or None)
         self._prior_step = self.global_step
 
     def on_train_end(self) -> None:
@@ -299,33 +316,42 @@ class MeshGCN(ZooModel):
 
     # ----------------------------------------------------------------- prior
     @torch.no_grad()
-    def encode_batches(self, batches: Iterable[dict[str, Tensor]]) -> Tensor:
+    def encode_batches(
+        self, batches: Iterable[dict[str, Any]], synsets: list[str] | None = None
+    ) -> Tensor:
         """Codes (S, zdim) of training batches, encoder in eval mode (fixed input subsets, the
-        first view)."""
+        first view). With a list ``synsets``, the batches' ``synset`` labels (one per code) are
+        appended to it where every batch has them."""
         was_training = self.encoder.training
         self.encoder.eval()
-        codes = []
+        codes, labels = [], []
         for batch in batches:
             batch = {
                 k: v.to(self.device_) if isinstance(v, Tensor) else v for k, v in batch.items()
             }
             codes.append(self.encode(self.batch_inputs(batch, "prior", split="train")))
+            labels.append(batch.get("synset"))
         self.encoder.train(was_training)
+        if synsets is not None and all(b is not None for b in labels):
+            synsets.extend(str(s) for b in labels for s in b)
         return torch.cat(codes)
 
     @torch.no_grad()
-    def fit_prior(self, codes: Tensor) -> None:
-        """Fit N(mean, S + shrinkage tr(S)/zdim I) to codes (S, zdim) (S >= 2)."""
+    def fit_prior(self, codes: Tensor, synsets: list[str] | None = None) -> None:
+        """Fit N(mean, S + shrinkage tr(S)/zdim I) to codes (S, zdim) (S >= 2)
+        (:func:`zoo.nn.latent_prior.fit_gaussian`); with one ``synsets`` label per code, also
+        the per-category prior (for the data's categories; codes of others are left out)."""
         if codes.dim() != 2 or codes.shape[1] != self.zdim or len(codes) < 2:
             raise ValueError(f"codes must be (S >= 2, {self.zdim}), got {tuple(codes.shape)}")
-        codes = codes.double()
-        mean = codes.mean(0)
-        cov = torch.cov(codes.T).reshape(self.zdim, self.zdim)
-        ridge = self.prior_shrinkage * cov.diagonal().mean().clamp_min(1e-12)
-        tril = torch.linalg.cholesky(cov + ridge * torch.eye(self.zdim, dtype=cov.dtype))
+        mean, tril = fit_gaussian(codes, self.prior_shrinkage)
         self.prior_mean.copy_(mean.float())
         self.prior_tril.copy_(tril.float())
         self.prior_ready.fill_(True)
+        if synsets is not None:
+            if len(synsets) != len(codes):
+                raise ValueError(f"need one synset per code, got {len(synsets)} for {len(codes)}")
+            known = [i for i, s in enumerate(synsets) if s in self.category_prior.labels]
+            self.category_prior.fit(codes[known], [synsets[i] for i in known])
 
     # ----------------------------------------------------------------- Representation
     @torch.no_grad()
@@ -335,13 +361,19 @@ class MeshGCN(ZooModel):
         if not bool(self.prior_ready):
             log.warning("mesh_gcn: prior not fitted yet (no training); sampling from N(0, I)")
         g = None if seed is None else torch.Generator().manual_seed(int(seed))
-        eps = randn(n, self.zdim, generator=g, device=self.device_)
-        return self.prior_mean + eps @ self.prior_tril.T
+        return draw_gaussian(self.prior_mean, self.prior_tril, n, g)
 
     @torch.no_grad()
-    def sample(self, n: int, seed: int | None = None) -> list[MeshGCNShape]:
-        """n meshes decoded from codes drawn from the fitted Gaussian prior."""
-        z = self.prior_codes(n, seed)  # (n, zdim)
+    def sample(
+        self, n: int, seed: int | None = None, category: str | None = None
+    ) -> list[MeshGCNShape]:
+        """n meshes decoded from codes drawn from the fitted Gaussian prior, or with
+        ``category`` (a name or synset id) from that category's Gaussian."""
+        if category is None:
+            z = self.prior_codes(n, seed)  # (n, zdim)
+        else:
+            g = None if seed is None else torch.Generator().manual_seed(int(seed))
+            z = self.category_prior.sample(n, category, generator=g)  # (n, zdim)
         was_training = self.training
         self.eval()
         shapes = [self._shape(zi) for zi in z]

@@ -1,0 +1,168 @@
+"""Latent priors: what a latent-variable generator draws its codes from, per category.
+
+An auto-decoder (DeepSDF) or an encoder-decoder (mesh_gcn) generates by decoding codes drawn
+from a distribution fitted to its training codes. Fitted to the codes of every category at
+once, a Gaussian puts most of its mass between the categories' clusters, so most draws are
+blends of no category; one distribution per category keeps a draw inside one cluster
+(class-conditional sampling).
+
+:class:`LatentPrior` is the declared interface (``labels``, ``fit``, ``sample``), so that a
+learned prior (a flow or a diffusion over latents) can replace the Gaussian one without the
+models changing. :class:`GaussianLatentPrior` is one full-covariance Gaussian per category,
+with the shrinkage ``S + shrinkage * tr(S)/D * I`` of :func:`fit_gaussian` (per category there
+are often fewer codes than dimensions, so ``S`` alone is singular). Its parameters are buffers
+(in state dicts, checkpoints and pretrained weights); their shapes depend on the number of
+categories, so a model builds it in ``configure_from_data`` from the data's ``info``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from zoo.ops.random import randn
+
+
+def fit_gaussian(codes: Tensor, shrinkage: float) -> tuple[Tensor, Tensor]:
+    """Mean (D,) and Cholesky factor (D, D) of ``N(mean, S + shrinkage * tr(S)/D * I)``
+    fitted to codes (N, D), in float64. ``S`` is the unbiased sample covariance (zero for a
+    single code: the prior is then a point mass, up to the tiny ridge)."""
+    if codes.ndim != 2 or len(codes) < 1:
+        raise ValueError(f"codes must have shape (N >= 1, D), got {tuple(codes.shape)}")
+    dim = codes.shape[1]
+    codes = codes.double()
+    mean = codes.mean(0)
+    if len(codes) == 1:
+        cov = torch.zeros(dim, dim, dtype=codes.dtype, device=codes.device)
+    else:
+        cov = torch.cov(codes.T).reshape(dim, dim)
+    ridge = shrinkage * cov.diagonal().mean().clamp_min(1e-12)
+    eye = torch.eye(dim, dtype=cov.dtype, device=cov.device)
+    return mean, torch.linalg.cholesky(cov + ridge * eye)
+
+
+def draw_gaussian(
+    mean: Tensor, tril: Tensor, n: int, generator: torch.Generator | None = None
+) -> Tensor:
+    """(n, D) draws ``mean + L eps``, ``eps ~ N(0, I)`` from :func:`zoo.ops.random.randn` (the
+    same on every CPU for a seeded CPU ``generator``)."""
+    eps = randn(n, mean.shape[-1], generator=generator, device=mean.device)  # (n, D)
+    return mean + eps @ tril.T
+
+
+class LatentPrior(nn.Module, abc.ABC):
+    """A distribution over latent codes, one per category label.
+
+    ``labels`` are the data's category ids (ShapeNet synsets) in a fixed order; ``names`` their
+    readable names (``"chair"``); a category is given by either.
+    """
+
+    def __init__(self, labels: Sequence[str], names: Sequence[str] | None = None) -> None:
+        super().__init__()
+        self.labels = [str(x) for x in labels]
+        self.names = [str(x) for x in names] if names is not None else list(self.labels)
+        if len(self.names) != len(self.labels) or len(set(self.labels)) != len(self.labels):
+            raise ValueError(f"need distinct labels, one name each; got {labels}, {names}")
+
+    def index_of(self, category: str) -> int:
+        """The index of ``category`` (a label or a name, case-insensitive for names)."""
+        c = str(category).strip()
+        if c in self.labels:
+            return self.labels.index(c)
+        lowered = [n.lower() for n in self.names]
+        if c.lower() in lowered:
+            return lowered.index(c.lower())
+        known = ", ".join(f"{n} ({lab})" for n, lab in zip(self.names, self.labels, strict=True))
+        raise ValueError(f"unknown category {category!r}; known: {known or 'none'}")
+
+    @abc.abstractmethod
+    def fit(self, codes: Tensor, labels: Sequence[str]) -> None:
+        """Fit to codes (N, D), ``labels[i]`` the category label of ``codes[i]``."""
+
+    @abc.abstractmethod
+    def sample(self, n: int, category: str, generator: torch.Generator | None = None) -> Tensor:
+        """(n, D) codes of ``category``; ``ValueError`` for an unknown or unfitted one."""
+
+
+class GaussianLatentPrior(LatentPrior):
+    """One Gaussian per category (:func:`fit_gaussian`).
+
+    Buffers: ``mean`` (C, D), ``tril`` (C, D, D), ``ready`` (C,) bool (categories with no
+    training code stay unfitted). A state dict from before the prior existed (no such keys)
+    loads, leaving every category unfitted.
+
+    Args:
+        dim: code size D.
+        labels, names: the categories (:class:`LatentPrior`).
+        shrinkage: covariance shrinkage of :func:`fit_gaussian`.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        labels: Sequence[str] = (),
+        names: Sequence[str] | None = None,
+        shrinkage: float = 1e-3,
+    ) -> None:
+        super().__init__(labels, names)
+        self.dim, self.shrinkage = int(dim), float(shrinkage)
+        c = len(self.labels)
+        self.register_buffer("mean", torch.zeros(c, self.dim))
+        self.register_buffer("tril", torch.eye(self.dim).expand(c, -1, -1).clone())
+        self.register_buffer("ready", torch.zeros(c, dtype=torch.bool))
+
+    @torch.no_grad()
+    def fit(self, codes: Tensor, labels: Sequence[str]) -> None:
+        if codes.ndim != 2 or codes.shape[1] != self.dim or len(codes) != len(labels):
+            raise ValueError(
+                f"need codes (N, {self.dim}) and N labels, got {tuple(codes.shape)} and "
+                f"{len(labels)} labels"
+            )
+        unknown = sorted(set(labels) - set(self.labels))
+        if unknown:
+            raise ValueError(f"labels {unknown} are not among the prior's {self.labels}")
+        for k, label in enumerate(self.labels):
+            rows = [i for i, x in enumerate(labels) if x == label]
+            if not rows:
+                self.ready[k] = False
+                continue
+            mean, tril = fit_gaussian(codes[rows], self.shrinkage)
+            self.mean[k].copy_(mean)
+            self.tril[k].copy_(tril)
+            self.ready[k] = True
+
+    @torch.no_grad()
+    def sample(self, n: int, category: str, generator: torch.Generator | None = None) -> Tensor:
+        k = self.index_of(category)
+        if not bool(self.ready[k]):
+            raise ValueError(
+                f"category {self.names[k]!r} has no fitted prior: no training code of it was "
+                "seen (weights from before class-conditional sampling, or a category absent "
+                "from the training split)"
+            )
+        return draw_gaussian(self.mean[k], self.tril[k], n, generator)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        # Weights saved before this prior existed have none of its keys: keep the unfitted
+        # buffers (strict loading of the rest still applies).
+        if not any(key.startswith(prefix) for key in state_dict):
+            for name, buf in self._buffers.items():
+                state_dict[prefix + name] = buf
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
+
+def train_labels(info: dict[str, Any]) -> list[str] | None:
+    """The category label (synset) of each training shape, in training-index order, from a
+    datamodule's ``info``: ``train_synsets``, or for data info stored before that field the
+    ``<synset>/<model_id>`` prefixes of ``train_names``; None when neither is there."""
+    labels = info.get("train_synsets")
+    if labels is None and info.get("train_names") and info.get("synsets"):
+        known = set(info["synsets"])
+        labels = [str(name).split("/", 1)[0] for name in info["train_names"]]
+        if not set(labels) <= known:
+            return None
+    return None if labels is None else [str(x) for x in labels]
