@@ -305,11 +305,14 @@ class PointArraysDataModule(ShapeDataModuleBase):
         n = len(cloud) if self.eval_points is None else self.eval_points
         return cloud[torch.arange(n) % len(cloud)], None
 
-    def eval_shapes(self, split: str = "test", limit: int | None = None) -> list[ShapeTarget]:
+    def eval_shapes(
+        self, split: str = "test", limit: int | None = None, points_only: bool = False
+    ) -> list[ShapeTarget]:
         """Targets with ``points`` (the normalised cloud); in the voxel form the train/val
-        targets hold their grids (``voxels``) and the test targets the test clouds."""
-        targets = super().eval_shapes(split, limit)
-        if self.form != "voxels" or split not in self._grids:
+        targets hold their grids (``voxels``, not with ``points_only``) and the test targets
+        the test clouds."""
+        targets = super().eval_shapes(split, limit, points_only)
+        if self.form != "voxels" or split not in self._grids or points_only:
             return targets
         grids = self._grids[split]
         return [

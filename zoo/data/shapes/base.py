@@ -295,25 +295,28 @@ class ShapeDataModuleBase(pl.LightningDataModule):
             normals = torch.from_numpy(pc15k.load_cloud(item.normals, len(cloud), "normals"))[sel]
         return torch.from_numpy(cloud)[sel], normals
 
-    def eval_shapes(self, split: str = "test", limit: int | None = None) -> list[ShapeTarget]:
+    def eval_shapes(
+        self, split: str = "test", limit: int | None = None, points_only: bool = False
+    ) -> list[ShapeTarget]:
         """Ground-truth targets of ``split`` (first ``limit`` shapes, in index order).
 
         Each has ``points`` (``eval_points`` fixed surface points), ``normals`` and ``mesh``
         where known, ``voxels`` (R^3 bool) in the voxel form and ``sdf`` (all cached samples,
-        pos then neg) in the sdf form.
+        pos then neg) in the sdf form; with ``points_only`` just the points and normals (e.g.
+        the training shapes as the generation metrics' memorising baseline).
         """
         items = self.items(split)[: None if limit is None else int(limit)]
         targets = []
         for index, item in enumerate(items):
             points, normals = self._eval_points(item)
             mesh = None
-            if item.mesh is not None:
+            if item.mesh is not None and not points_only:
                 mesh = load_mesh(item.mesh)
                 mesh = normalize_mesh(mesh) if item.normalize_mesh else mesh
             voxels = sdf = None
-            if self.form == "voxels" and item.voxels is not None:
+            if self.form == "voxels" and item.voxels is not None and not points_only:
                 voxels = torch.from_numpy(cache_mod.load_voxels(item.voxels, self.voxel_resolution))
-            if self.form == "sdf" and item.sdf is not None:
+            if self.form == "sdf" and item.sdf is not None and not points_only:
                 pos, neg = deepsdf.load_sdf_samples(item.sdf)
                 sdf = torch.from_numpy(np.concatenate([pos, neg], axis=0))
             extra = {
