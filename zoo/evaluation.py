@@ -79,8 +79,9 @@ class EvalConfig:
     # A pretrained classifier's registry name (e.g. "pointnet-synthshapes"): adds gen/fpd,
     # gen/p_fid and gen/p_is over its features (the zoo's network, not the papers').
     generation_fpd: str | None = None
-    # Also score the model-free generation baselines (gen_data/..., gen_train/...):
-    # about as long as one more generator's generation metrics.
+    # Also score the model-free generation baselines (gen_data/..., gen_train/...): the data
+    # row computes what one generator's generation metrics compute, the train row the same
+    # for its (often fewer) samples; the references' distances are shared.
     generation_baselines: bool = False
     # Also score generation per category (gen/<category>/...) where the references span
     # several categories and the model's ``sample`` takes a ``category``.
