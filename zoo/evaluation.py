@@ -11,7 +11,11 @@ Protocols, chosen by what the model declares (never by its type):
   the 6 embedded categories give 600 references, not the split's 24); optionally
   (``generation_emd``, ``generation_jsd``, ``generation_fpd``; the benchmark turns them on)
   MMD / COV / 1-NNA with a paper's approximate EMD, PointFlow's JSD, and FPD / P-FID / P-IS
-  through the zoo's own pretrained PointNet (``zoo.metrics.features``);
+  through the zoo's own pretrained PointNet (``zoo.metrics.features``); with
+  ``generation_baselines`` the same metrics of two model-free sample sets against the same
+  references (:func:`generation_baselines`): an independent draw of held-out shapes of the
+  same distribution (``gen_data/...``: what a perfect generator scores) and the training
+  shapes (``gen_train/...``: what memorising the training set scores);
 - classifiers (``classifier``, PointNet): accuracy on the held-out shapes' categories;
 - every other shape model: reconstruction of held-out shapes through ``reconstruct``: Chamfer-L2
   (squared, PointFlow / pytorch3d sum of both directions), Chamfer-L1 (Euclidean), F-score at
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +45,7 @@ import torch
 import trimesh
 from torch import Tensor
 
+from zoo.data.formats.shapenet import name_of
 from zoo.representation import Representation, ShapeTarget
 
 log = logging.getLogger(__name__)
@@ -72,6 +78,13 @@ class EvalConfig:
     # A pretrained classifier's registry name (e.g. "pointnet-synthshapes"): adds gen/fpd,
     # gen/p_fid and gen/p_is over its features (the zoo's network, not the papers').
     generation_fpd: str | None = None
+    # Also score the model-free generation baselines (gen_data/..., gen_train/...): the data
+    # row computes what one generator's generation metrics compute, the train row the same
+    # for its (often fewer) samples; the references' distances are shared.
+    generation_baselines: bool = False
+    # Also score generation per category (gen/<category>/...) where the references span
+    # several categories and the model's ``sample`` takes a ``category``.
+    gen_per_category: bool = False
 
 
 def _subsample(points: Tensor, n: int, seed: int = 0) -> Tensor:
@@ -237,9 +250,8 @@ def evaluate(
             rows = [geometry_metrics(model, scene, targets[0], cfg)]
             metrics.update({f"geom/{k}": v for k, v in _mean(rows).items()})
     else:
-        references = reference_clouds(datamodule, targets, cfg) if model.generative else None
-        if references is not None and len(references) >= 2:
-            metrics.update(generation_metrics(model, references, cfg))
+        if model.generative:
+            metrics.update(_generation(model, datamodule, targets, cfg))
         if model.classifier:
             metrics["cls/accuracy"] = classification_accuracy(model, targets)
         recon, ceil = [], []
@@ -288,78 +300,239 @@ def _reconstructable(model: Representation, targets: list[ShapeTarget]) -> bool:
     return False
 
 
-def reference_clouds(datamodule: Any, targets: list[ShapeTarget], cfg: EvalConfig) -> Tensor:
-    """The generation metrics' reference clouds (R, n_points, 3): the split's shapes (the first
-    ``gen_references``, all by default, and always all with ``gen_references_per_category``;
-    a fixed subset of each one's evaluation points), then, with
-    ``gen_references_per_category``, the extra held-out shapes the data draws to reach that
-    many a category (``datamodule.extra_references``, where it has one)."""
+def reference_set(
+    datamodule: Any, targets: list[ShapeTarget], cfg: EvalConfig
+) -> tuple[Tensor, list[str]]:
+    """The generation metrics' reference clouds (R, n_points, 3) and the synset of each: the
+    split's shapes (the first ``gen_references``, all by default, and always all with
+    ``gen_references_per_category``; a fixed subset of each one's evaluation points), then,
+    with ``gen_references_per_category``, the extra held-out shapes the data draws to reach
+    that many a category (``datamodule.extra_references``, where it has one)."""
     n_refs = cfg.gen_references if cfg.gen_references_per_category is None else None
     if n_refs is not None and n_refs <= len(targets):
         refs = targets[:n_refs]
     else:
         refs = datamodule.eval_shapes(cfg.split, limit=n_refs)
     clouds = [_subsample(t.points.float().cpu(), cfg.n_points) for t in refs]
+    synsets = [str(t.extra.get("synset")) for t in refs]
     per_category = cfg.gen_references_per_category
     if per_category is not None and hasattr(datamodule, "extra_references"):
-        have: dict[str, int] = {}
-        for t in refs:
-            synset = str(t.extra.get("synset"))
-            have[synset] = have.get(synset, 0) + 1
-        extra = datamodule.extra_references(int(per_category), have, cfg.n_points)  # (K, n, 3)
-        clouds += list(extra.float())
+        have = Counter(synsets)
+        extra = datamodule.extra_references(int(per_category), dict(have), cfg.n_points)
+        for synset, more in extra.items():  # (K_c, n, 3) by category
+            clouds += list(more.float())
+            synsets += [synset] * len(more)
     if not clouds:
-        return torch.zeros(0, cfg.n_points, 3)
-    return torch.stack(clouds)
+        return torch.zeros(0, cfg.n_points, 3), []
+    return torch.stack(clouds), synsets
+
+
+def reference_clouds(datamodule: Any, targets: list[ShapeTarget], cfg: EvalConfig) -> Tensor:
+    """The reference clouds (R, n_points, 3) of :func:`reference_set`."""
+    return reference_set(datamodule, targets, cfg)[0]
+
+
+def reference_categories(synsets: list[str]) -> list[str]:
+    """The category names of ``synsets`` (the references'), each once, in order."""
+    return [name_of(s) for s in dict.fromkeys(synsets)]
+
+
+def _generation(
+    model: Representation, datamodule: Any, targets: list[ShapeTarget], cfg: EvalConfig
+) -> dict[str, float]:
+    """Every generation metric :func:`evaluate` reports (none with fewer than 2 references)."""
+    refs, synsets = reference_set(datamodule, targets, cfg)
+    if len(refs) < 2:
+        return {}
+    categories = reference_categories(synsets)
+    log.info("generation references: %d clouds of %s", len(refs), ", ".join(categories))
+    out = generation_metrics(model, refs, cfg)
+    out["gen/categories"] = float(len(categories))
+    if cfg.gen_per_category:
+        out.update(per_category_generation(model, refs, synsets, cfg))
+    if cfg.generation_baselines:
+        out.update(generation_baselines(datamodule, refs, synsets, cfg))
+    return out
+
+
+def sample_clouds(model: Representation, n: int, n_points: int, **kw: Any) -> tuple[Tensor, int]:
+    """``n`` samples of ``model`` (``sample(n, seed=0, **kw)``) as (n, n_points, 3) clouds, and
+    how many had no surface (each a degenerate cloud at the origin, so it still counts)."""
+    clouds, empty = [], 0
+    for s in model.sample(n, seed=0, **kw):
+        try:
+            clouds.append(model.to_points(s, n_points).float().cpu())
+        except ValueError:
+            clouds.append(torch.zeros(n_points, 3))
+            empty += 1
+    return torch.stack(clouds), empty  # (S, N, 3)
 
 
 def generation_metrics(model: Representation, refs: Tensor, cfg: EvalConfig) -> dict[str, float]:
     """MMD / COV / 1-NNA (Chamfer) of as many samples as the reference clouds ``refs``
-    (R, n_points, 3), with their two-sample bootstrap standard errors."""
+    (R, n_points, 3), with their two-sample bootstrap standard errors (:func:`set_metrics`)."""
+    pts, empty = sample_clouds(model, len(refs), cfg.n_points)  # (S, N, 3)
+    out = {"gen/empty_samples": float(empty), "gen/references": float(len(refs))}
+    out.update(set_metrics(pts, refs, cfg))
+    return out
+
+
+def set_metrics(
+    pts: Tensor,
+    refs: Tensor,
+    cfg: EvalConfig,
+    prefix: str = "gen",
+    d_rr: Tensor | None = None,
+    extras: bool = True,
+) -> dict[str, float]:
+    """``<prefix>/{mmd,cov,1nna}_cd`` (and ``_se``) of the clouds ``pts`` (S, N, 3) as samples
+    against ``refs`` (R, N, 3), and with ``extras`` the EMD / JSD / FPD metrics ``cfg`` turns
+    on. ``d_rr``: the references' (R, R) Chamfer matrix when the caller has it already."""
     from zoo.metrics import jsd
     from zoo.metrics.bootstrap import generative_bootstrap_se, jsd_bootstrap_se
     from zoo.metrics.generative import generative_metrics
     from zoo.metrics.pairwise import pairwise_distances
 
-    samples = model.sample(len(refs), seed=0)
-    clouds, empty = [], 0
-    for s in samples:
-        try:
-            clouds.append(model.to_points(s, cfg.n_points).float().cpu())
-        except ValueError:  # no surface: a degenerate cloud at the origin, counted
-            clouds.append(torch.zeros(cfg.n_points, 3))
-            empty += 1
-    pts = torch.stack(clouds)  # (S, N, 3)
     d_sr = pairwise_distances(pts, refs, "chamfer")  # (S, R)
     d_ss = pairwise_distances(pts, None, "chamfer")  # (S, S)
-    d_rr = pairwise_distances(refs, None, "chamfer")  # (R, R)
+    d_rr = pairwise_distances(refs, None, "chamfer") if d_rr is None else d_rr  # (R, R)
     gm = generative_metrics(pts, refs, "chamfer", matrices=(d_ss, d_sr, d_rr))
-    out = {"gen/empty_samples": float(empty), "gen/references": float(len(refs))}
-    out.update({f"gen/{k}_cd": float(v) for k, v in gm.items()})
+    out = {f"{prefix}/{k}_cd": float(v) for k, v in gm.items()}
     if cfg.n_boot > 0:
         se = generative_bootstrap_se(d_ss, d_sr, d_rr, cfg.n_boot)
-        out.update({f"gen/{k}_cd_se": v for k, v in se.items()})
-    if cfg.generation_emd:
+        out.update({f"{prefix}/{k}_cd_se": v for k, v in se.items()})
+    if extras and cfg.generation_emd:
         dist = f"emd_{cfg.generation_emd}"
         k = cfg.generation_emd_references
         e_pts, e_refs = pts, refs
         if k is not None and k < len(refs):  # evenly spread over the (category-ordered) set
             e_pts, e_refs = pts[:k], refs[torch.linspace(0, len(refs) - 1, k).round().long()]
-            out["gen/references_emd"] = float(k)
+            out[f"{prefix}/references_emd"] = float(k)
         e_sr = pairwise_distances(e_pts, e_refs, dist)  # type: ignore[arg-type]  # (S, R)
         e_ss = pairwise_distances(e_pts, None, dist)  # type: ignore[arg-type]  # (S, S)
         e_rr = pairwise_distances(e_refs, None, dist)  # type: ignore[arg-type]  # (R, R)
         emd = generative_metrics(e_pts, e_refs, matrices=(e_ss, e_sr, e_rr))
-        out.update({f"gen/{k}_emd": float(v) for k, v in emd.items()})
+        out.update({f"{prefix}/{k}_emd": float(v) for k, v in emd.items()})
         if cfg.n_boot > 0:
             se = generative_bootstrap_se(e_ss, e_sr, e_rr, cfg.n_boot)
-            out.update({f"gen/{k}_emd_se": v for k, v in se.items()})
-    if cfg.generation_jsd:
-        out["gen/jsd"] = jsd(pts, refs)
+            out.update({f"{prefix}/{k}_emd_se": v for k, v in se.items()})
+    if extras and cfg.generation_jsd:
+        out[f"{prefix}/jsd"] = jsd(pts, refs)
         if cfg.n_boot > 0:
-            out["gen/jsd_se"] = jsd_bootstrap_se(pts, refs, cfg.n_boot)
-    if cfg.generation_fpd:
-        out.update(feature_metrics(pts, refs, cfg.generation_fpd))
+            out[f"{prefix}/jsd_se"] = jsd_bootstrap_se(pts, refs, cfg.n_boot)
+    if extras and cfg.generation_fpd:
+        feats = feature_metrics(pts, refs, cfg.generation_fpd)
+        out.update({f"{prefix}/{k.partition('/')[2]}": v for k, v in feats.items()})
+    return out
+
+
+def one_nna_chance(n_samples: int, n_refs: int) -> float:
+    """Expected 1-NNA of two sets drawn from one distribution: each cloud's leave-one-out
+    nearest neighbour is any of the other S + R - 1 alike, so the accuracy is
+    (S (S - 1) + R (R - 1)) / ((S + R)(S + R - 1)); just below 0.5 for S = R, higher when
+    the sets' sizes differ (the 0.5 ideal of PointFlow's protocol assumes S = R)."""
+    n = n_samples + n_refs
+    return (n_samples * (n_samples - 1) + n_refs * (n_refs - 1)) / (n * (n - 1))
+
+
+def split_references(synsets: list[str], seed: int = 0) -> tuple[list[int], list[int]]:
+    """Indices of two disjoint halves of a reference set, a seeded shuffle within each
+    category: (references, samples), the samples ``floor(n_c / 2)`` of each category's
+    ``n_c``, the references the rest."""
+    g = torch.Generator().manual_seed(seed)
+    keep, take = [], []
+    for synset in dict.fromkeys(synsets):
+        idx = torch.tensor([i for i, s in enumerate(synsets) if s == synset])
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        take += idx[: len(idx) // 2].tolist()
+        keep += idx[len(idx) // 2 :].tolist()
+    return sorted(keep), sorted(take)
+
+
+def train_clouds(datamodule: Any, synsets: list[str], cfg: EvalConfig) -> Tensor:
+    """The memorising baseline's samples (S, n_points, 3): of each category as many training
+    shapes as there are references of it (``synsets``; all of them where the train split has
+    fewer), the first ones in split order, subsampled like the references."""
+    want = Counter(synsets)
+    got: Counter[str] = Counter()
+    clouds = []
+    for t in datamodule.eval_shapes("train", points_only=True):
+        synset = str(t.extra.get("synset"))
+        if got[synset] < want[synset]:
+            got[synset] += 1
+            clouds.append(_subsample(t.points.float().cpu(), cfg.n_points))
+    return torch.stack(clouds) if clouds else torch.zeros(0, cfg.n_points, 3)
+
+
+def generation_baselines(
+    datamodule: Any, refs: Tensor, synsets: list[str], cfg: EvalConfig
+) -> dict[str, float]:
+    """The generation metrics of two model-free sample sets, scored exactly like a model's
+    samples (:func:`set_metrics`) against the references ``refs`` (R, n_points, 3) of
+    ``synsets``: the floor and the trap a generator's scores sit between.
+
+    - ``gen_data/...``: a perfect generator. Where the data draws more held-out shapes
+      (``datamodule.independent_draw``, synthshapes: a seed stream of its own, never a
+      dataset shape nor a reference) as many as references of each category, against all
+      references (``gen_data/split_halves`` = 0); otherwise the references split in two
+      seeded halves within each category (:func:`split_references`), one scored against the
+      other (``gen_data/split_halves`` = 1; ``gen_data/references`` says how many).
+    - ``gen_train/...``: memorising the training set, the training shapes as samples
+      (:func:`train_clouds`; ``gen_train/samples`` may be fewer than the references).
+
+    Each row's ``1nna_chance`` is the 1-NNA of indistinguishable sets of its sizes
+    (:func:`one_nna_chance`). Samples are shuffled (seeded) so that the EMD metrics' first
+    ``generation_emd_references`` samples span the categories.
+    """
+    from zoo.metrics.pairwise import pairwise_distances
+
+    g = torch.Generator().manual_seed(0)
+    out: dict[str, float] = {}
+    d_rr = pairwise_distances(refs, None, "chamfer")  # (R, R), shared by both rows
+    if hasattr(datamodule, "independent_draw"):
+        draw = datamodule.independent_draw(dict(Counter(synsets)), cfg.n_points)
+        rows = {"gen_data": (torch.cat(list(draw.values())).float(), refs, d_rr, 0.0)}
+    else:
+        keep, take = split_references(synsets)
+        half = refs[keep]
+        rows = {"gen_data": (refs[take], half, pairwise_distances(half, None, "chamfer"), 1.0)}
+        log.info("generation baselines: data row on split halves (%d vs %d)", len(take), len(keep))
+    rows["gen_train"] = (train_clouds(datamodule, synsets, cfg), refs, d_rr, 0.0)
+    for prefix, (pts, against, d, halves) in rows.items():
+        if len(pts) < 2 or len(against) < 2:
+            log.warning("generation baselines: %s skipped (%d samples)", prefix, len(pts))
+            continue
+        pts = pts[torch.randperm(len(pts), generator=g)]
+        row = {f"{prefix}/references": float(len(against)), f"{prefix}/samples": float(len(pts))}
+        if prefix == "gen_data":
+            row[f"{prefix}/split_halves"] = halves
+        row[f"{prefix}/1nna_chance"] = one_nna_chance(len(pts), len(against))
+        row.update(set_metrics(pts, against, cfg, prefix, d_rr=d))
+        out.update(row)
+    return out
+
+
+def per_category_generation(
+    model: Representation, refs: Tensor, synsets: list[str], cfg: EvalConfig
+) -> dict[str, float]:
+    """``gen/<category>/{mmd,cov,1nna}_cd``: samples drawn for each category
+    (``sample(n, seed=0, category=synset)``) against that category's references. Only where
+    the references span several categories (with one, ``gen/...`` is that category's) and
+    the model samples by category (``Representation.conditional``); otherwise nothing, and the
+    reason is logged."""
+    categories = list(dict.fromkeys(synsets))
+    if len(categories) < 2:
+        return {}
+    if not model.conditional:
+        log.info("%s: no per-category generation: it does not sample by category", model.name)
+        return {}
+    out = {}
+    for synset in categories:
+        idx = [i for i, s in enumerate(synsets) if s == synset]
+        if len(idx) < 2:
+            continue
+        pts, _ = sample_clouds(model, len(idx), cfg.n_points, category=synset)
+        out.update(set_metrics(pts, refs[idx], cfg, f"gen/{name_of(synset)}", extras=False))
     return out
 
 
@@ -417,9 +590,18 @@ __all__ = [
     "ceiling_metrics",
     "evaluate",
     "format_metrics",
+    "generation_baselines",
     "generation_metrics",
     "geometry_metrics",
-    "reference_clouds",
     "ground_truth_cloud",
+    "one_nna_chance",
+    "per_category_generation",
+    "reference_categories",
+    "reference_clouds",
+    "reference_set",
+    "sample_clouds",
+    "set_metrics",
+    "split_references",
     "surface_metrics",
+    "train_clouds",
 ]

@@ -48,6 +48,11 @@ def bench(tmp_path_factory):
     return out, proc
 
 
+def _models(results: list[dict]) -> list[dict]:
+    """The model rows (not the generation baselines)."""
+    return [r for r in results if r["kind"] != "baseline"]
+
+
 def test_writes_every_output(bench):
     out, _ = bench
     for name in ("results.json", "results.csv", "results.md", "report.html"):
@@ -55,7 +60,7 @@ def test_writes_every_output(bench):
     assert list((out / "plots").glob("bar_*.png"))
     assert list((out / "plots").glob("quality_vs_time_*.png"))
     html = (out / "report.html").read_text()
-    results = json.loads((out / "results.json").read_text())["results"]
+    results = _models(json.loads((out / "results.json").read_text())["results"])
     thumbs = [r["thumbnail"] for r in results] + ["thumbs/ground_truth.png"]
     assert len(set(thumbs)) == 3
     for thumb in thumbs:
@@ -65,7 +70,8 @@ def test_writes_every_output(bench):
 
 def test_rows_have_every_metric_group(bench):
     out, _ = bench
-    results = {r["model"]: r for r in json.loads((out / "results.json").read_text())["results"]}
+    rows = _models(json.loads((out / "results.json").read_text())["results"])
+    results = {r["model"]: r for r in rows}
     assert set(results) == {"tiny_points", "nerf"}
     tiny, nerf = results["tiny_points"]["metrics"], results["nerf"]["metrics"]
     for key in (
@@ -108,7 +114,8 @@ def test_table_and_csv_match_json(bench):
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert [r["model"] for r in rows] == [r["model"] for r in results]
     for row, res in zip(rows, results, strict=True):
-        assert float(row["show/psnr"]) == pytest.approx(res["metrics"]["show/psnr"])
+        if res["kind"] != "baseline":
+            assert float(row["show/psnr"]) == pytest.approx(res["metrics"]["show/psnr"])
     md = (out / "results.md").read_text()
     psnr = results[0]["metrics"]["show/psnr"]
     assert f"{psnr:.2f}" in md and md.count("\n|") >= 3
@@ -143,6 +150,8 @@ def test_thumbnails_open_offline_3d_views(bench):
     results = json.loads((out / "results.json").read_text())["results"]
     html = (out / "report.html").read_text()
     for i, r in enumerate(results):
+        if r["kind"] == "baseline":  # no model, no showcase
+            continue
         files = r["showcase_files"]
         assert "ground_truth" in files, files
         if math.isfinite(r["metrics"]["show/chamfer_l2"]):  # the model had a surface
@@ -151,3 +160,26 @@ def test_thumbnails_open_offline_3d_views(bench):
         page = next((out / "views").glob(f"{i:02d}_*.html"))
         assert f'href="views/{page.name}"' in html
         assert "__VISER_EMBED_DATA__" in page.read_text()
+
+
+def test_generation_baselines_stand_beside_the_generators(bench):
+    """The perfect-generator and memorising rows, scored once against the models' references,
+    in the JSON, the Markdown table and the report, with the references' categories."""
+    out, proc = bench
+    results = {r["model"]: r for r in json.loads((out / "results.json").read_text())["results"]}
+    data, train = results["data (perfect generator)"], results["train copy (memorising)"]
+    tiny = results["tiny_points"]
+    assert data["kind"] == train["kind"] == "baseline" and data["source"] == "independent draw"
+    assert data["metrics"]["gen/references"] == tiny["metrics"]["gen/references"] == 10
+    assert train["metrics"]["gen/references"] == 10 and 2 <= train["metrics"]["gen/samples"] <= 10
+    for row in (data, train):
+        for key in ("gen/mmd_cd", "gen/1nna_cd", "gen/1nna_cd_se", "gen/1nna_emd", "gen/jsd"):
+            assert math.isfinite(row["metrics"][key]), (row["model"], key)
+        assert row["gen_categories"] == tiny["gen_categories"] == ["chair", "mug"]
+    assert proc.stdout.count("generation baselines:") == 1  # once, not per model
+    assert (out / "baselines" / "data" / "result.json").is_file()
+    md, html = (out / "results.md").read_text(), (out / "report.html").read_text()
+    for text in (md, html):
+        assert "data (perfect generator)" in text and "train copy (memorising)" in text
+        assert "gen categories: chair, mug" in text
+    assert "Generation baselines" in html  # its convention is stated

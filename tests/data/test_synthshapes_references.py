@@ -11,7 +11,12 @@ import torch
 
 from zoo.data.shapes import SynthShapesDataModule
 from zoo.data.synthshapes import generate_shape, shape_seed
-from zoo.data.synthshapes.references import ensure_references, reference_file, reference_seed
+from zoo.data.synthshapes.references import (
+    DATA_STREAM,
+    ensure_references,
+    reference_file,
+    reference_seed,
+)
 from zoo.evaluation import EvalConfig, evaluate, reference_clouds
 from zoo.models.voxel_gan import VoxelGAN
 from zoo.ops.surface import sample_surface
@@ -23,6 +28,14 @@ def test_reference_seeds_never_meet_the_datasets_shapes() -> None:
         refs = [reference_seed(0, category, i) for i in range(500)]
         assert len(set(refs)) == 500 and not dataset & set(refs)
     assert reference_seed(0, "chair", 3) != reference_seed(1, "chair", 3)
+    # the data baseline's stream meets neither the dataset nor the references
+    data = {reference_seed(0, "chair", i, DATA_STREAM) for i in range(500)}
+    refs = {reference_seed(0, "chair", i) for i in range(500)}
+    dataset = {shape_seed(0, "chair", i) for i in range(500)}
+    assert len(data) == 500 and not data & refs and not data & dataset
+    assert reference_file("r", "chair", 0, 96, 2048, DATA_STREAM) != reference_file(
+        "r", "chair", 0, 96, 2048
+    )
 
 
 def test_references_lie_on_their_shapes_and_grow_without_changing(tmp_path: Path) -> None:

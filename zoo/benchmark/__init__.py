@@ -8,8 +8,12 @@ against them) and on one showcase shape seen by the same held-out cameras
 the flags of the ``Representation`` interface.
 
 All-models mode runs one child process per model (``python -m zoo.benchmark model=<name>``) so
-that each model's peak memory is its own, then merges their ``result.json`` files into
-``results.json``, ``results.csv``, ``results.md``, ``plots/*.png`` and ``report.html``.
+that each model's peak memory is its own, then, with ``eval.generation_baselines`` and where a
+model was scored on generation, the two model-free generation rows once for the data
+(:func:`run_baselines`: "data (perfect generator)" and "train copy (memorising)", see
+``zoo.evaluation.generation_baselines``; a one-model run leaves them to its parent), then
+merges their ``result.json`` files into ``results.json``, ``results.csv``, ``results.md``,
+``plots/*.png`` and ``report.html``.
 """
 
 from __future__ import annotations
@@ -128,6 +132,8 @@ def run_model(cfg: DictConfig) -> dict[str, Any]:
     device = pick_device("auto")
     run_dir = Path(cfg.run_dir)
     choice = _model_choice(cfg)
+    with open_dict(cfg):  # the baselines do not depend on the model: run_all scores them once
+        cfg.eval.generation_baselines = False
     shape_dm = instantiate(cfg.data, form="points")
     shape_dm.prepare_data()
     mid, index = showcase_id(shape_dm, cfg.showcase_category)
@@ -200,9 +206,76 @@ def run_model(cfg: DictConfig) -> dict[str, Any]:
         "showcase_files": _write_showcase_files(run_dir, choice, geometry, show.scene_mesh),
         "eval": OmegaConf.to_container(cfg.eval, resolve=True),
     }
+    if "gen/references" in row:
+        result["gen_categories"] = _gen_categories(dm, eval_cfg)
     write_json(run_dir / "result.json", result)
     print(f"{choice}: {json.dumps({k: round(v, 5) for k, v in row.items()})}")
     return result
+
+
+def _gen_categories(dm: Any, eval_cfg: Any) -> list[str]:
+    """The categories of ``dm``'s generation references under ``eval_cfg``."""
+    from zoo.evaluation import reference_categories, reference_set
+
+    targets = dm.eval_shapes(eval_cfg.split, limit=eval_cfg.max_shapes)
+    return reference_categories(reference_set(dm, targets, eval_cfg)[1])
+
+
+BASELINE_ROWS = {
+    "gen_data": ("data (perfect generator)", "data"),
+    "gen_train": ("train copy (memorising)", "train_copy"),
+}
+
+
+def run_baselines(cfg: DictConfig, out_dir: Path) -> tuple[list[dict[str, Any]], list[Path]]:
+    """The generation baselines' rows (``zoo.evaluation.generation_baselines``) for the
+    benchmark's data and evaluation settings, each written as
+    ``<out_dir>/baselines/<name>/result.json``; returns the rows and their folders."""
+    from hydra.utils import instantiate
+
+    from zoo.cli_utils import write_json
+    from zoo.evaluation import (
+        generation_baselines,
+        reference_categories,
+        reference_set,
+    )
+
+    dm = instantiate(cfg.data, form="points")
+    dm.prepare_data()
+    dm.setup("test")
+    eval_cfg = instantiate(cfg.eval)
+    refs, synsets = reference_set(dm, dm.eval_shapes(eval_cfg.split, eval_cfg.max_shapes), eval_cfg)
+    t0 = time.perf_counter()
+    metrics = generation_baselines(dm, refs, synsets, eval_cfg)
+    wall_s = time.perf_counter() - t0
+    print(f"generation baselines: {wall_s:.1f} s for {len(refs)} references", flush=True)
+    rows, dirs = [], []
+    for prefix, (title, folder) in BASELINE_ROWS.items():
+        row = {
+            f"gen/{k.partition('/')[2]}": v
+            for k, v in metrics.items()
+            if k.startswith(prefix + "/")
+        }
+        if not row:
+            continue
+        protocol = "train split"
+        if prefix == "gen_data":
+            halves = row.pop("gen/split_halves")
+            protocol = "split halves" if halves else "independent draw"
+        result = {
+            "model": title,
+            "kind": "baseline",
+            "source": protocol,
+            "metrics": row,
+            "gen_categories": reference_categories(synsets),
+            "gen_references": len(refs),  # the models' reference count (split halves: half of it)
+            "baseline_s": wall_s,
+            "eval": OmegaConf.to_container(cfg.eval, resolve=True),
+        }
+        write_json(out_dir / "baselines" / folder / "result.json", result)
+        rows.append(result)
+        dirs.append(out_dir / "baselines" / folder)
+    return rows, dirs
 
 
 def _write_showcase_files(
@@ -306,6 +379,16 @@ def run_all(cfg: DictConfig) -> list[dict[str, Any]]:
         result["process_peak_rss_mb"] = usage.ru_maxrss / 1024
         results.append(result)
         dirs.append(child_dir)
+    if cfg.eval.get("generation_baselines") and any(
+        "gen/references" in r["metrics"] for r in results
+    ):
+        rows, row_dirs = run_baselines(cfg, out_dir)
+        for r in results:  # the baselines stand beside rows scored on the same references
+            refs = r["metrics"].get("gen/references")
+            if rows and refs is not None and refs != rows[0]["gen_references"]:
+                log.warning("%s: %s generation references, the baselines' differ", r["model"], refs)
+        results += rows
+        dirs += row_dirs
     _gather(results, dirs, out_dir)
     command = "python -m zoo.benchmark " + " ".join(_task_overrides())
     files = write_report(results, out_dir, command.strip())
@@ -337,4 +420,4 @@ def collect(folder: str | Path, out_dir: str | Path | None = None) -> list[dict[
     return results
 
 
-__all__ = ["collect", "run_all", "run_model"]
+__all__ = ["collect", "run_all", "run_baselines", "run_model"]

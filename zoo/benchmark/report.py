@@ -72,6 +72,19 @@ CONVENTIONS = [
     "topped up to eval.gen_references_per_category shapes a category where the data can draw "
     "more held-out shapes: synthshapes draws them from a seed stream of their own, never "
     "trained on); 1-NNA ideal is 0.5, lower is better down to 0.5.",
+    "Generation baselines (rows of kind 'baseline', no model involved, scored once for the "
+    "data by the same code against the same references): 'data (perfect generator)' scores "
+    "an independent draw of held-out shapes of the same distribution as if they were a "
+    "model's samples, as many a category as references (synthshapes: a seed stream of its "
+    "own, never a dataset shape nor a reference; data that cannot draw more: the references "
+    "split into two seeded halves within each category, one scored against the other, "
+    "source 'split halves', fewer references): what a perfect generator scores, the floor "
+    "of MMD and 1-NNA and the top of COV at this reference count. 'train copy (memorising)' "
+    "scores the training shapes (the train split, as many a category as references or all "
+    "of them where it has fewer: 'gen/samples' in results.json): what memorising the "
+    "training set scores. With fewer samples than references 1-NNA's chance level is not "
+    "0.5 but (S(S-1) + R(R-1)) / ((S+R)(S+R-1)) ('gen/1nna_chance'), and COV is at most S/R. "
+    "'gen categories' under the table: the categories the references come from.",
     "EMD columns: PointFlow's approximate EMD (the approxmatch of Fan et al. 2017 as in "
     "PointFlow's evaluation code: 9 annealing levels, Euclidean cost, divided by N; not the "
     "exact EMD), with PointFlow's argument order; MMD-EMD shown x1e2 as in PointFlow's tables; "
@@ -119,6 +132,12 @@ def flat(result: dict[str, Any]) -> dict[str, Any]:
     }
     row.update(result.get("metrics", {}))
     return row
+
+
+def generation_note(results: list[dict[str, Any]]) -> str:
+    """One line naming the categories of each distinct generation reference set ("" if none)."""
+    sets = dict.fromkeys(tuple(r["gen_categories"]) for r in results if r.get("gen_categories"))
+    return "; ".join("gen categories: " + ", ".join(c) for c in sets)
 
 
 def markdown_table(results: list[dict[str, Any]]) -> str:
@@ -238,6 +257,7 @@ code {{ background: #f4f4f4; padding: 1px 4px; }}
 <p>Command: <code>{html.escape(command)}</code></p>
 <h2>Results</h2>
 {table}
+<p>{html.escape(generation_note(results))}</p>
 <h2>The same held-out shape, every model</h2>
 <p>Showcase shape: {html.escape(str(show.get("category", "")))}
 <code>{html.escape(str(show.get("model_id", "")))}</code> (test split), first held-out view.
@@ -283,8 +303,9 @@ def write_report(results: list[dict[str, Any]], out_dir: Path, command: str) -> 
     )
     write_csv(results, files["csv"])
     md = markdown_table(results)
+    note = generation_note(results)
     files["md"] = out_dir / "results.md"
-    files["md"].write_text(f"Command: `{command}`\n\n{md}\n")
+    files["md"].write_text(f"Command: `{command}`\n\n{md}\n" + (f"\n{note}\n" if note else ""))
     plot_files = plots(results, out_dir / "plots")
     views, note = _views(results, out_dir)
     files["html"] = write_html(results, out_dir, plot_files, command, views, note)
@@ -306,4 +327,4 @@ def _views(results: list[dict[str, Any]], out_dir: Path) -> tuple[dict[int, str]
         return {}, f"(No 3D views: {e}.)"
 
 
-__all__ = ["COLUMNS", "CONVENTIONS", "markdown_table", "write_report"]
+__all__ = ["COLUMNS", "CONVENTIONS", "generation_note", "markdown_table", "write_report"]

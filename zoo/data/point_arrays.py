@@ -306,12 +306,17 @@ class PointArraysDataModule(ShapeDataModuleBase):
         return cloud[torch.arange(n) % len(cloud)], None
 
     def eval_shapes(
-        self, split: str = "test", limit: int | None = None, spread: bool = False
+        self,
+        split: str = "test",
+        limit: int | None = None,
+        spread: bool = False,
+        points_only: bool = False,
     ) -> list[ShapeTarget]:
         """Targets with ``points`` (the normalised cloud); in the voxel form the train/val
-        targets hold their grids (``voxels``) and the test targets the test clouds."""
-        targets = super().eval_shapes(split, limit, spread)
-        if self.form != "voxels" or split not in self._grids:
+        targets hold their grids (``voxels``, not with ``points_only``) and the test targets
+        the test clouds."""
+        targets = super().eval_shapes(split, limit, spread, points_only)
+        if self.form != "voxels" or split not in self._grids or points_only:
             return targets
         grids = self._grids[split]  # by the split's index, as ``extra["index"]``
         return [

@@ -299,7 +299,11 @@ class ShapeDataModuleBase(pl.LightningDataModule):
         return torch.from_numpy(cloud)[sel], normals
 
     def eval_shapes(
-        self, split: str = "test", limit: int | None = None, spread: bool = False
+        self,
+        split: str = "test",
+        limit: int | None = None,
+        spread: bool = False,
+        points_only: bool = False,
     ) -> list[ShapeTarget]:
         """Ground-truth targets of ``split`` (first ``limit`` shapes, in index order; with
         ``spread``, ``limit`` shapes evenly spaced over the index order instead, so that a
@@ -307,7 +311,8 @@ class ShapeDataModuleBase(pl.LightningDataModule):
 
         Each has ``points`` (``eval_points`` fixed surface points), ``normals`` and ``mesh``
         where known, ``voxels`` (R^3 bool) in the voxel form and ``sdf`` (all cached samples,
-        pos then neg) in the sdf form.
+        pos then neg) in the sdf form; with ``points_only`` just the points and normals (e.g.
+        the training shapes as the generation metrics' memorising baseline).
         """
         items = self.items(split)
         chosen = list(range(len(items)))[: None if limit is None else int(limit)]
@@ -318,13 +323,13 @@ class ShapeDataModuleBase(pl.LightningDataModule):
             item = items[index]
             points, normals = self._eval_points(item)
             mesh = None
-            if item.mesh is not None:
+            if item.mesh is not None and not points_only:
                 mesh = load_mesh(item.mesh)
                 mesh = normalize_mesh(mesh) if item.normalize_mesh else mesh
             voxels = sdf = None
-            if self.form == "voxels" and item.voxels is not None:
+            if self.form == "voxels" and item.voxels is not None and not points_only:
                 voxels = torch.from_numpy(cache_mod.load_voxels(item.voxels, self.voxel_resolution))
-            if self.form == "sdf" and item.sdf is not None:
+            if self.form == "sdf" and item.sdf is not None and not points_only:
                 pos, neg = deepsdf.load_sdf_samples(item.sdf)
                 sdf = torch.from_numpy(np.concatenate([pos, neg], axis=0))
             extra = {

@@ -241,26 +241,42 @@ class SynthShapesDataModule(ShapeNetDataModule):
 
     def extra_references(
         self, per_category: int, have: dict[str, int], n_points: int
-    ) -> torch.Tensor:
-        """Held-out clouds (K, n_points, 3) that top each category up from ``have[synset]``
-        split shapes to ``per_category`` generation references, drawn from the generator's
-        reference stream (:mod:`zoo.data.synthshapes.references`; cached under the root),
-        ordered by category."""
+    ) -> dict[str, torch.Tensor]:
+        """Held-out clouds (K_c, n_points, 3) by synset, in category order, that top each
+        category up from ``have[synset]`` split shapes to ``per_category`` generation
+        references, drawn from the generator's reference stream
+        (:mod:`zoo.data.synthshapes.references`; cached under the root)."""
+        from zoo.data.synthshapes.references import REFERENCE_STREAM
+
+        need = {
+            synset_of(c): per_category - have.get(synset_of(c), 0) for c in self.categories or ()
+        }
+        return self._draw(need, n_points, REFERENCE_STREAM)
+
+    def independent_draw(self, counts: dict[str, int], n_points: int) -> dict[str, torch.Tensor]:
+        """``counts[synset]`` more held-out clouds (K_c, n_points, 3) of each category, from a
+        seed stream of their own (``DATA_STREAM``): never a dataset shape nor a reference. The
+        generation metrics' data baseline scores them as a perfect generator's samples."""
+        from zoo.data.synthshapes.references import DATA_STREAM
+
+        return self._draw(counts, n_points, DATA_STREAM)
+
+    def _draw(self, counts: dict[str, int], n_points: int, stream: int) -> dict[str, torch.Tensor]:
+        """``counts[synset]`` clouds of each positive count from seed ``stream``, by synset."""
         from zoo.data.synthshapes.references import ensure_references
 
-        clouds = []
-        for category in self.categories or ():
-            synset = synset_of(category)
-            need = per_category - have.get(synset, 0)
-            if need > 0:
+        out = {}
+        for synset, count in counts.items():
+            if count > 0:
                 pts = ensure_references(
                     self.synth_root,
                     synset,
-                    need,
+                    count,
                     seed=self.seed,
                     resolution=self.resolution,
                     n_points=n_points,
                     progress=self.progress,
+                    stream=stream,
                 )
-                clouds.append(torch.from_numpy(pts))
-        return torch.cat(clouds) if clouds else torch.zeros(0, n_points, 3)
+                out[synset] = torch.from_numpy(pts)
+        return out

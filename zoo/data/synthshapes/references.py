@@ -9,9 +9,16 @@ own shapes (so no model has trained on them), meshes them exactly like the datas
 (:func:`~zoo.data.synthshapes.generate_shape`, same resolution) and keeps only what the metrics
 read: ``n_points`` surface points a shape, uniform by area (as the PC15k clouds of the split).
 
-On disk, one file per category (grown, never regenerated, when more shapes are asked for)::
+A second stream (:data:`DATA_STREAM`) draws the *data baseline* of the generation metrics
+(``zoo.evaluation.generation_baselines``): more held-out shapes of the same distribution,
+never among the references nor the dataset's shapes, scored as if they were a generator's
+samples (what a perfect generator scores).
+
+On disk, one file per category and stream (grown, never regenerated, when more shapes are
+asked for)::
 
     <root>/references/<category>_seed<seed>_res<resolution>_n<n_points>_v<VERSION>.npy   (K, n, 3)
+    <root>/references/<category>_stream2_seed<seed>_res<resolution>_n<n_points>_v<VERSION>.npy
 """
 
 from __future__ import annotations
@@ -27,17 +34,21 @@ from zoo.data.io import atomic_save_npy
 from zoo.data.synthshapes.recipes import _category_name
 
 REFERENCE_STREAM = 1  # appended to the SeedSequence entropy: disjoint from the dataset's seeds
+DATA_STREAM = 2  # the data baseline's shapes: disjoint from the dataset's and the references'
 FOLDER = "references"
 
 
-def reference_seed(seed: int, category: str, index: int) -> int:
+def reference_seed(seed: int, category: str, index: int, stream: int = REFERENCE_STREAM) -> int:
     """Seed of reference shape ``index`` of ``category`` for a dataset generated with ``seed``.
 
     The dataset's own shapes use ``SeedSequence([seed, crc32(name), index])``
-    (:func:`~zoo.data.synthshapes.shape_seed`); the extra entropy word makes these a different
-    stream, so a reference shape is never one of the dataset's shapes, whatever its size."""
+    (:func:`~zoo.data.synthshapes.shape_seed`); the extra entropy word ``stream`` makes these
+    a different stream, so a reference shape is never one of the dataset's shapes, whatever
+    its size, and the :data:`DATA_STREAM` shapes never one of the references."""
+    if stream < 1:
+        raise ValueError(f"stream must be >= 1 (0 words is the dataset's own), got {stream}")
     name = _category_name(category)
-    words = [int(seed), zlib.crc32(name.encode()), int(index), REFERENCE_STREAM]
+    words = [int(seed), zlib.crc32(name.encode()), int(index), int(stream)]
     return int(np.random.SeedSequence(words).generate_state(1, dtype=np.uint32)[0])
 
 
@@ -56,11 +67,17 @@ def _one(job: tuple[str, int, int, int]) -> np.ndarray:
 
 
 def reference_file(
-    root: str | os.PathLike[str], category: str, seed: int, resolution: int, n_points: int
+    root: str | os.PathLike[str],
+    category: str,
+    seed: int,
+    resolution: int,
+    n_points: int,
+    stream: int = REFERENCE_STREAM,
 ) -> Path:
     from zoo.data.synthshapes import VERSION
 
-    name = f"{_category_name(category)}_seed{seed}_res{resolution}_n{n_points}_v{VERSION}.npy"
+    tag = "" if stream == REFERENCE_STREAM else f"_stream{stream}"
+    name = f"{_category_name(category)}{tag}_seed{seed}_res{resolution}_n{n_points}_v{VERSION}.npy"
     return Path(root) / FOLDER / name
 
 
@@ -73,11 +90,12 @@ def ensure_references(
     n_points: int = 2048,
     workers: int | None = None,
     progress: bool = True,
+    stream: int = REFERENCE_STREAM,
 ) -> np.ndarray:
-    """``count`` reference clouds (count, n_points, 3) of ``category``: read from the cache,
-    the missing ones generated (in ``workers`` processes, default one per CPU) and appended
-    (the file is replaced atomically)."""
-    path = reference_file(root, category, seed, resolution, n_points)
+    """``count`` reference clouds (count, n_points, 3) of ``category`` from seed ``stream``:
+    read from the cache, the missing ones generated (in ``workers`` processes, default one per
+    CPU) and appended (the file is replaced atomically)."""
+    path = reference_file(root, category, seed, resolution, n_points, stream)
     have = np.zeros((0, n_points, 3), np.float32)
     try:
         cached = np.load(path, allow_pickle=False)
@@ -88,13 +106,15 @@ def ensure_references(
     if len(have) >= count:
         return have[:count]
     jobs = [
-        (category, reference_seed(seed, category, i), resolution, n_points)
+        (category, reference_seed(seed, category, i, stream), resolution, n_points)
         for i in range(len(have), count)
     ]
     from tqdm.auto import tqdm
 
     workers = workers or min(len(jobs), os.cpu_count() or 1)
-    desc = f"references {_category_name(category)}"
+    desc = (
+        f"{'references' if stream == REFERENCE_STREAM else 'data draw'} {_category_name(category)}"
+    )
     if workers <= 1:
         new = [_one(j) for j in tqdm(jobs, desc=desc, unit="shape", disable=not progress)]
     else:
