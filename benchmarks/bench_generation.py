@@ -9,6 +9,10 @@ generator scores) and "train copy" (the training shapes: what memorising scores)
 table and writes JSON (``--out``), with the machine, the load before and after, and the wall time
 of every row.
 
+``--noise`` adds a sensitivity ladder: the "data" row's clouds with isotropic Gaussian noise
+of each given standard deviation added to every point (in the data's units, bbox diagonal 1
+for synthshapes), scored the same way, so a generator's fuzz can be read in noise units.
+
     python benchmarks/bench_generation.py pd=outputs/.../last.ckpt pf=outputs/.../last.ckpt \
         --out benchmarks/results/generation_synthshapes_chair.json
 
@@ -23,15 +27,17 @@ import argparse
 import os
 import platform
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from zoo.checkpoint import load_model
 from zoo.cli_utils import write_json
-from zoo.evaluation import EvalConfig, evaluate
+from zoo.evaluation import EvalConfig, evaluate, reference_set, set_metrics, split_references
 
 COLUMNS = ("1nna_cd", "cov_cd", "mmd_cd")
 ROWS = (("gen", None), ("gen_data", "data (perfect generator)"), ("gen_train", "train copy"))
@@ -45,6 +51,24 @@ def _cell(metrics: dict[str, float], prefix: str, key: str) -> str:
     return f"{v * scale:.3f} ± {se * scale:.3f}" if se is not None else f"{v * scale:.3f}"
 
 
+def noise_ladder(dm: Any, cfg: EvalConfig, stds: list[float]) -> dict[str, dict[str, float]]:
+    """The data row's clouds (an independent draw, or the split halves) with Gaussian noise of
+    each std added, scored against the same references."""
+    refs, synsets = reference_set(dm, [], cfg)
+    if hasattr(dm, "independent_draw"):
+        draw = dm.independent_draw(dict(Counter(synsets)), cfg.n_points)
+        clean = torch.cat(list(draw.values())).float()
+    else:
+        keep, take = split_references(synsets)
+        refs, clean = refs[keep], refs[take]
+    g = torch.Generator().manual_seed(0)
+    out = {}
+    for std in stds:
+        noisy = clean + std * torch.randn(clean.shape, generator=g)
+        out[str(std)] = set_metrics(noisy, refs, cfg, "gen_noise", extras=False)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("ckpts", nargs="+", help="name=path of a checkpoint")
@@ -52,6 +76,7 @@ def main() -> None:
     ap.add_argument("--n-points", type=int, default=2048)
     ap.add_argument("--boot", type=int, default=1000)
     ap.add_argument("--split", default="test")
+    ap.add_argument("--noise", type=float, nargs="*", default=[], help="noise ladder stds")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
 
@@ -104,6 +129,8 @@ def main() -> None:
         }
         print(f"{name}: {model.name} scored in {time.perf_counter() - t0:.0f} s", flush=True)
     results["baselines"] = baselines or {}
+    if args.noise:
+        results["noise_ladder"] = noise_ladder(dm, cfg, args.noise)
     results["data"] = OmegaConf.to_container(data_cfg_seen) if data_cfg_seen is not None else None
     results["load_after"] = os.getloadavg()
 
@@ -117,6 +144,9 @@ def main() -> None:
     for prefix, label in ROWS[1:]:
         cells = " | ".join(_cell(results["baselines"], prefix, c) for c in COLUMNS)
         print(f"| {label} | {cells} |")
+    for std, row in results.get("noise_ladder", {}).items():
+        cells = " | ".join(_cell(row, "gen_noise", c) for c in COLUMNS)
+        print(f"| data + noise std {std} | {cells} |")
     write_json(args.out, results)
     print(f"wrote {args.out}")
 
