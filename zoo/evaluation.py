@@ -173,8 +173,13 @@ def ceiling_metrics(
     cfg: EvalConfig,
     gt: tuple[Tensor, Tensor | None] | None = None,
 ) -> dict[str, float] | None:
-    """Metrics of ``model``'s representation ceiling on ``target`` (None: it declares none)."""
-    ceiling = model.ceiling(target, cfg.recon_points, cfg.mesh_resolution)
+    """Metrics of ``model``'s representation ceiling on ``target`` (None: it declares none, or
+    the target lacks what the ceiling is built from, e.g. a mesh on point-cloud data; logged)."""
+    try:
+        ceiling = model.ceiling(target, cfg.recon_points, cfg.mesh_resolution)
+    except ValueError as e:
+        log.warning("%s: no representation ceiling for %s: %s", model.name, target.name, e)
+        return None
     if ceiling is None:
         return None
     mesh, points = ceiling

@@ -182,11 +182,13 @@ class PointGenerator(ZooModel):
 
     def ceiling(
         self, target: ShapeTarget, n: int, resolution: int
-    ) -> tuple[trimesh.Trimesh, Tensor]:
+    ) -> tuple[trimesh.Trimesh, Tensor] | None:
         """Perfect points: an independent sample of the true surface (seed 1; the evaluator's
         ground truth uses seed 0), so the ceiling is the sampling noise of the metrics; its mesh
-        is the Poisson surface of ``mesh_points`` true points, as ``to_mesh`` meshes."""
-        target.require("mesh", model=self.name)
+        is the Poisson surface of ``mesh_points`` true points, as ``to_mesh`` meshes. None for
+        a target without a mesh (point-cloud data): no second sample of its surface exists."""
+        if target.mesh is None:
+            return None
         points = sample_surface(target.mesh, n, seed=1)[0]
         dense = sample_surface(target.mesh, self.mesh_points, seed=2)[0]
         mesh = poisson_reconstruct(
