@@ -100,7 +100,7 @@ def main() -> None:
         data_cfg = OmegaConf.create(meta.get("data_cfg"))
         for kv in args.data:
             key, _, value = kv.partition("=")
-            OmegaConf.update(data_cfg, key, OmegaConf.create({"v": value})["v"])
+            OmegaConf.update(data_cfg, key, OmegaConf.create(f"v: {value}")["v"])  # YAML-typed
         if data_cfg_seen is not None and data_cfg != data_cfg_seen:
             raise SystemExit(f"error: {path}: data config differs from the first checkpoint's")
         data_cfg_seen = data_cfg
