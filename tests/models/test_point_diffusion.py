@@ -10,10 +10,10 @@ import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
+from tests.helpers.point_generators import Clouds, sample_distance, short_trainer
 from zoo.cli_utils import CONF_DIR
-from zoo.metrics import chamfer_distance
 from zoo.models.point_diffusion import PointDiffusion, VarianceSchedule, linear_lr_between
 from zoo.models.point_generator import LatentShape
 from zoo.nn.coupling_flow import CouplingFlow
@@ -142,27 +142,6 @@ def _two_families(n_shapes: int, n_points: int, seed: int) -> torch.Tensor:
     return torch.cat([spheres[: n_shapes // 2], squares[n_shapes // 2 :]])
 
 
-class _Clouds(Dataset):
-    def __init__(self, clouds: torch.Tensor, n: int) -> None:
-        self.clouds, self.n = clouds, n
-
-    def __len__(self) -> int:
-        return len(self.clouds)
-
-    def __getitem__(self, i: int) -> dict:
-        return {"points": self.clouds[i, torch.randperm(self.clouds.shape[1])[: self.n]], "idx": i}
-
-
-def _sample_distance(model: PointDiffusion, clouds: torch.Tensor) -> float:
-    """Mean over 6 generated clouds of the Chamfer distance to the nearest training cloud."""
-    model.eval()
-    dists = []
-    for shape in model.sample(6, seed=1):
-        pts = model.to_points(shape, 256, seed=2)
-        dists.append(min(float(chamfer_distance(pts, c)) for c in clouds))
-    return float(np.mean(dists))
-
-
 @pytest.fixture
 def one_thread():
     n = torch.get_num_threads()
@@ -176,20 +155,9 @@ def test_training_lowers_the_denoising_loss_and_moves_samples_onto_the_shapes(tm
     pl.seed_everything(0, verbose=False)
     clouds = _two_families(16, 512, seed=0)
     model = PointDiffusion(**TINY, optimizer=lambda p: torch.optim.Adam(p, lr=5e-3))
-    trainer = pl.Trainer(
-        max_steps=300,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=1,
-        val_check_interval=150,
-        check_val_every_n_epoch=None,
-        default_root_dir=tmp_path,
-    )
-    train = DataLoader(_Clouds(clouds, 256), batch_size=8, shuffle=True)
-    val = DataLoader(_Clouds(clouds, 256), batch_size=8)
+    trainer = short_trainer(tmp_path, 300, 150)
+    train = DataLoader(Clouds(clouds, 256), batch_size=8, shuffle=True)
+    val = DataLoader(Clouds(clouds, 256), batch_size=8)
     untrained = copy.deepcopy(model)
     trainer.fit(model, train, val)
     assert bool(model.stats_ready) and "val/mse" in trainer.callback_metrics
@@ -201,5 +169,5 @@ def test_training_lowers_the_denoising_loss_and_moves_samples_onto_the_shapes(tm
         mse0 = float(untrained.loss_terms(clouds, sample_z=False, generator=g0)["mse"])
         mse1 = float(model.loss_terms(clouds, sample_z=False, generator=g1)["mse"])
     assert mse1 < 0.7 * mse0, (mse0, mse1)
-    d0, d1 = _sample_distance(untrained, clouds), _sample_distance(model, clouds)
+    d0, d1 = sample_distance(untrained, clouds, 6), sample_distance(model, clouds, 6)
     assert d1 < 0.5 * d0, (d0, d1)

@@ -12,10 +12,10 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from torch.autograd.functional import jacobian
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
+from tests.helpers.point_generators import Clouds, sample_distance, short_trainer
 from zoo.cli_utils import CONF_DIR
-from zoo.metrics import chamfer_distance
 from zoo.models.pointflow import CNF, PointFlow, PointFlowShape
 from zoo.models.pointflow.cnf import ODEFunc
 from zoo.nn.concat_squash import ConcatSquashLinear, ConcatSquashNet
@@ -247,33 +247,12 @@ def _spheres(n_shapes: int, n_points: int, seed: int) -> torch.Tensor:
     return d / d.norm(dim=-1, keepdim=True) * radius + centre
 
 
-class _Clouds(Dataset):
-    def __init__(self, clouds: torch.Tensor, n: int) -> None:
-        self.clouds, self.n = clouds, n
-
-    def __len__(self) -> int:
-        return len(self.clouds)
-
-    def __getitem__(self, i: int) -> dict:
-        return {"points": self.clouds[i, torch.randperm(self.clouds.shape[1])[: self.n]], "idx": i}
-
-
 def _nll(model: PointFlow, clouds: torch.Tensor) -> float:
     """Per-coordinate NLL (nats) of the clouds given their posterior-mean latents."""
     model.eval()
     with torch.no_grad():
         terms = model.elbo_terms(clouds, sample_z=False)
     return float(-terms["recon"].mean() / (3 * clouds.shape[1]))
-
-
-def _sample_distance(model: PointFlow, clouds: torch.Tensor) -> float:
-    """Mean over 8 generated clouds of the Chamfer distance to the nearest training cloud."""
-    model.eval()
-    dists = []
-    for shape in model.sample(8, seed=1):
-        pts = model.to_points(shape, 256, seed=2)
-        dists.append(min(float(chamfer_distance(pts, c)) for c in clouds))
-    return float(np.mean(dists))
 
 
 @pytest.fixture
@@ -294,20 +273,9 @@ def test_training_lowers_nll_and_moves_samples_onto_the_shapes(tmp_path):
     held = clouds[:, :256]
     before_nll = _nll(model.train(), held)  # statistics unset: identity normalisation
     model.train()
-    trainer = pl.Trainer(
-        max_steps=200,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=1,
-        val_check_interval=100,
-        check_val_every_n_epoch=None,
-        default_root_dir=tmp_path,
-    )
-    train = DataLoader(_Clouds(clouds, 256), batch_size=8, shuffle=True)
-    val = DataLoader(_Clouds(clouds, 128), batch_size=8)
+    trainer = short_trainer(tmp_path, 200, 100)
+    train = DataLoader(Clouds(clouds, 256), batch_size=8, shuffle=True)
+    val = DataLoader(Clouds(clouds, 128), batch_size=8)
     untrained = copy.deepcopy(model)
     trainer.fit(model, train, val)
     # the normalisation came from the training loader (no datamodule info)
@@ -325,7 +293,7 @@ def test_training_lowers_nll_and_moves_samples_onto_the_shapes(tmp_path):
             cnf.solver, cnf.atol, cnf.rtol = "dopri5", 1e-5, 1e-5
     nll0, nll1 = _nll(untrained, held), _nll(model, held)
     assert nll1 < nll0 - 0.1, (before_nll, nll0, nll1)
-    d0, d1 = _sample_distance(untrained, clouds), _sample_distance(model, clouds)
+    d0, d1 = sample_distance(untrained, clouds), sample_distance(model, clouds)
     assert d1 < 0.7 * d0, (d0, d1)
     mesh = model.to_mesh(model.sample(1, seed=3)[0], resolution=32)
     assert len(mesh.faces) > 0
