@@ -27,7 +27,6 @@ import argparse
 import os
 import platform
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,7 @@ from omegaconf import OmegaConf
 
 from zoo.checkpoint import load_model
 from zoo.cli_utils import write_json
-from zoo.evaluation import EvalConfig, evaluate, reference_set, set_metrics, split_references
+from zoo.evaluation import EvalConfig, data_row_clouds, evaluate, reference_set, set_metrics
 
 COLUMNS = ("1nna_cd", "cov_cd", "mmd_cd")
 ROWS = (("gen", None), ("gen_data", "data (perfect generator)"), ("gen_train", "train copy"))
@@ -55,12 +54,7 @@ def noise_ladder(dm: Any, cfg: EvalConfig, stds: list[float]) -> dict[str, dict[
     """The data row's clouds (an independent draw, or the split halves) with Gaussian noise of
     each std added, scored against the same references."""
     refs, synsets = reference_set(dm, [], cfg)
-    if hasattr(dm, "independent_draw"):
-        draw = dm.independent_draw(dict(Counter(synsets)), cfg.n_points)
-        clean = torch.cat(list(draw.values())).float()
-    else:
-        keep, take = split_references(synsets)
-        refs, clean = refs[keep], refs[take]
+    clean, refs, _ = data_row_clouds(dm, refs, synsets, cfg.n_points)
     g = torch.Generator().manual_seed(0)
     out = {}
     for std in stds:

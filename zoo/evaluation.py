@@ -83,7 +83,7 @@ class EvalConfig:
     # for its (often fewer) samples; the references' distances are shared.
     generation_baselines: bool = False
     # Also score generation per category (gen/<category>/...) where the references span
-    # several categories and the model's ``sample`` takes a ``category``.
+    # several categories and the model samples by category (``Representation.conditional``).
     gen_per_category: bool = False
 
 
@@ -299,7 +299,7 @@ def _reconstructable(model: Representation, targets: list[ShapeTarget]) -> bool:
     """Whether the targets hold what a voxel model reconstructs from: voxel_gan trained on the
     grids of ``data=point_arrays`` is scored on generation only, against test clouds that have
     no grids (:mod:`zoo.data.point_arrays`)."""
-    if getattr(model, "data_form", None) != "voxels" or all(t.voxels is not None for t in targets):
+    if model.data_form != "voxels" or all(t.voxels is not None for t in targets):
         return True
     log.warning("%s: the evaluation targets have no voxels: reconstruction not scored", model.name)
     return False
@@ -351,12 +351,15 @@ def _generation(
         return {}
     categories = reference_categories(synsets)
     log.info("generation references: %d clouds of %s", len(refs), ", ".join(categories))
-    out = generation_metrics(model, refs, cfg)
+    from zoo.metrics.pairwise import pairwise_distances
+
+    d_rr = pairwise_distances(refs, None, "chamfer")  # (R, R), shared by every row below
+    out = generation_metrics(model, refs, cfg, d_rr=d_rr)
     out["gen/categories"] = float(len(categories))
     if cfg.gen_per_category:
         out.update(per_category_generation(model, refs, synsets, cfg))
     if cfg.generation_baselines:
-        out.update(generation_baselines(datamodule, refs, synsets, cfg))
+        out.update(generation_baselines(datamodule, refs, synsets, cfg, d_rr=d_rr))
     return out
 
 
@@ -373,12 +376,15 @@ def sample_clouds(model: Representation, n: int, n_points: int, **kw: Any) -> tu
     return torch.stack(clouds), empty  # (S, N, 3)
 
 
-def generation_metrics(model: Representation, refs: Tensor, cfg: EvalConfig) -> dict[str, float]:
+def generation_metrics(
+    model: Representation, refs: Tensor, cfg: EvalConfig, d_rr: Tensor | None = None
+) -> dict[str, float]:
     """MMD / COV / 1-NNA (Chamfer) of as many samples as the reference clouds ``refs``
-    (R, n_points, 3), with their two-sample bootstrap standard errors (:func:`set_metrics`)."""
+    (R, n_points, 3), with their two-sample bootstrap standard errors (:func:`set_metrics`;
+    ``d_rr``: the references' (R, R) Chamfer matrix when the caller has it)."""
     pts, empty = sample_clouds(model, len(refs), cfg.n_points)  # (S, N, 3)
     out = {"gen/empty_samples": float(empty), "gen/references": float(len(refs))}
-    out.update(set_metrics(pts, refs, cfg))
+    out.update(set_metrics(pts, refs, cfg, d_rr=d_rr))
     return out
 
 
@@ -469,39 +475,53 @@ def train_clouds(datamodule: Any, synsets: list[str], cfg: EvalConfig) -> Tensor
     return torch.stack(clouds) if clouds else torch.zeros(0, cfg.n_points, 3)
 
 
+def data_row_clouds(
+    datamodule: Any, refs: Tensor, synsets: list[str], n_points: int
+) -> tuple[Tensor, Tensor, bool]:
+    """The "data" row's sets: ``(samples, references, split_halves)``. Where the data draws
+    more held-out shapes (``datamodule.independent_draw``, synthshapes: a seed stream of its
+    own, never a dataset shape nor a reference), as many as references of each category
+    against all of ``refs``; otherwise ``refs`` split in two seeded halves within each
+    category (:func:`split_references`), one against the other."""
+    if hasattr(datamodule, "independent_draw"):
+        draw = datamodule.independent_draw(dict(Counter(synsets)), n_points)
+        return torch.cat(list(draw.values())).float(), refs, False
+    keep, take = split_references(synsets)
+    log.info("generation baselines: data row on split halves (%d vs %d)", len(take), len(keep))
+    return refs[take], refs[keep], True
+
+
 def generation_baselines(
-    datamodule: Any, refs: Tensor, synsets: list[str], cfg: EvalConfig
+    datamodule: Any,
+    refs: Tensor,
+    synsets: list[str],
+    cfg: EvalConfig,
+    d_rr: Tensor | None = None,
 ) -> dict[str, float]:
     """The generation metrics of two model-free sample sets, scored exactly like a model's
     samples (:func:`set_metrics`) against the references ``refs`` (R, n_points, 3) of
     ``synsets``: the floor and the trap a generator's scores sit between.
 
-    - ``gen_data/...``: a perfect generator. Where the data draws more held-out shapes
-      (``datamodule.independent_draw``, synthshapes: a seed stream of its own, never a
-      dataset shape nor a reference) as many as references of each category, against all
-      references (``gen_data/split_halves`` = 0); otherwise the references split in two
-      seeded halves within each category (:func:`split_references`), one scored against the
-      other (``gen_data/split_halves`` = 1; ``gen_data/references`` says how many).
+    - ``gen_data/...``: a perfect generator (:func:`data_row_clouds`: an independent draw,
+      ``gen_data/split_halves`` = 0, or the references' split halves, = 1;
+      ``gen_data/references`` says how many).
     - ``gen_train/...``: memorising the training set, the training shapes as samples
       (:func:`train_clouds`; ``gen_train/samples`` may be fewer than the references).
 
     Each row's ``1nna_chance`` is the 1-NNA of indistinguishable sets of its sizes
     (:func:`one_nna_chance`). Samples are shuffled (seeded) so that the EMD metrics' first
-    ``generation_emd_references`` samples span the categories.
+    ``generation_emd_references`` samples span the categories. ``d_rr``: the references'
+    (R, R) Chamfer matrix when the caller has it.
     """
     from zoo.metrics.pairwise import pairwise_distances
 
     g = torch.Generator().manual_seed(0)
     out: dict[str, float] = {}
-    d_rr = pairwise_distances(refs, None, "chamfer")  # (R, R), shared by both rows
-    if hasattr(datamodule, "independent_draw"):
-        draw = datamodule.independent_draw(dict(Counter(synsets)), cfg.n_points)
-        rows = {"gen_data": (torch.cat(list(draw.values())).float(), refs, d_rr, 0.0)}
-    else:
-        keep, take = split_references(synsets)
-        half = refs[keep]
-        rows = {"gen_data": (refs[take], half, pairwise_distances(half, None, "chamfer"), 1.0)}
-        log.info("generation baselines: data row on split halves (%d vs %d)", len(take), len(keep))
+    if d_rr is None:
+        d_rr = pairwise_distances(refs, None, "chamfer")  # (R, R), shared by both rows
+    samples, against, halves = data_row_clouds(datamodule, refs, synsets, cfg.n_points)
+    d_data = pairwise_distances(against, None, "chamfer") if halves else d_rr
+    rows = {"gen_data": (samples, against, d_data, float(halves))}
     rows["gen_train"] = (train_clouds(datamodule, synsets, cfg), refs, d_rr, 0.0)
     for prefix, (pts, against, d, halves) in rows.items():
         if len(pts) < 2 or len(against) < 2:
