@@ -531,3 +531,43 @@ def test_category_prior_is_in_checkpoints_and_old_ones_still_load(tmp_path):
         torch.stack(loaded.sample(3, seed=0, category="chair")),  # fitted from the codes
         torch.stack(model.sample(3, seed=0, category="chair")),
     )
+
+
+FLOW = {"hidden": 16, "depth": 2, "fit_steps": 150, "lr": 1e-2}
+
+
+def test_flow_prior_samples_each_category_and_the_mixture_and_checkpoints(tmp_path):
+    """latent_prior=flow: a category's draws fall in its cluster; unconditional draws come
+    from both clusters; the fitted flows travel in checkpoints."""
+    from zoo.checkpoint import load_model
+
+    info = _labelled_info(20)
+    model = small_model(40, latent_prior="flow", prior_flow=FLOW)
+    model.configure_from_data(info)
+    centre = torch.zeros(2, 16)
+    centre[0, 0], centre[1, 1] = 0.7, -0.7
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        model.codes.weight.copy_(
+            centre[torch.arange(40) % 2] + 0.02 * torch.randn(40, 16, generator=g)
+        )
+    model.finalize_training()
+    for k, name in enumerate(["chair", "table"]):
+        z = torch.stack(model.sample(32, seed=1, category=name))  # (32, 16)
+        d = torch.cdist(z, centre)
+        assert (d.argmin(dim=1) == k).all() and d[:, k].median() < 0.2, d
+    nearest = torch.cdist(torch.stack(model.sample(64, seed=3)), centre).argmin(dim=1)
+    assert 16 < int((nearest == 0).sum()) < 48  # half of the training codes are chairs
+    cfg = {
+        "_target_": "zoo.models.deepsdf.DeepSDF",
+        "decoder": {"_target_": "zoo.models.deepsdf.DeepSDFDecoder", "latent_size": 16,
+                    "hidden": SMALL_HIDDEN, "latent_in": [2], "dropout": 0.0},
+        "latent_prior": "flow", "prior_flow": FLOW,
+    }  # fmt: skip
+    meta = {"model_name": "deepsdf", "model_cfg": cfg, "data_info": info}
+    torch.save({"state_dict": model.state_dict(), "zoo": meta}, tmp_path / "flow.ckpt")
+    loaded, _ = load_model(tmp_path / "flow.ckpt")
+    torch.testing.assert_close(
+        torch.stack(loaded.sample(4, seed=5, category="table")),
+        torch.stack(model.sample(4, seed=5, category="table")),
+    )

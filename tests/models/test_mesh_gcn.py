@@ -450,3 +450,25 @@ def test_encode_batches_collects_each_codes_synset() -> None:
     unlabelled: list[str] = []
     model.encode_batches([{"points": batches[0]["points"]}], unlabelled)
     assert unlabelled == []  # batches without labels: none collected
+
+
+def test_flow_prior_samples_each_category_and_the_mixture() -> None:
+    model = MeshGCN(
+        **{**TINY, "zdim": 4},
+        latent_prior="flow",
+        prior_flow={"hidden": 16, "depth": 2, "fit_steps": 150, "lr": 1e-2},
+    )
+    model.configure_from_data(
+        {"synsets": ["03001627", "04379243"], "categories": ["chair", "table"]}
+    )
+    g = torch.Generator().manual_seed(0)
+    centre = torch.tensor([[3.0, 0, 0, 0], [0, -3.0, 0, 0]])
+    codes = centre[torch.arange(40) % 2] + 0.1 * torch.randn(40, 4, generator=g)
+    model.fit_prior(codes, ["03001627", "04379243"] * 20)
+    for k, name in enumerate(["chair", "table"]):
+        z = torch.stack([s.z for s in model.sample(16, seed=1, category=name)])  # (16, 4)
+        d = torch.cdist(z, centre)
+        assert (d.argmin(dim=1) == k).all() and d[:, k].median() < 0.5, d
+    z = torch.stack([s.z for s in model.sample(32, seed=2)])  # the mixture of both flows
+    nearest = torch.cdist(z, centre).argmin(dim=1)
+    assert 6 < int((nearest == 0).sum()) < 26, nearest

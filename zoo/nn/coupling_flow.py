@@ -10,6 +10,13 @@ near 0.88 and stays in (0, 1), which keeps the inverse stable) and ``(s, shift)`
 two-hidden-layer ReLU MLP of the unchanged half; consecutive layers swap the halves (here the
 kept half is the first or the last ``d - d // 2`` features, so odd sizes invert exactly too).
 
+``scale="exp"`` is Real NVP's own form instead, ``scale = exp(s)`` with ``s`` soft-clamped to
+(-3, 3) by ``3 tanh(s / 3)`` (the clamp of Ardizzone et al., "Analyzing inverse problems with
+invertible neural networks", ICLR 2019) and the last linear layer zero-initialised (each layer
+starts as the identity): unlike the sigmoid form it can expand as well as contract, which a
+flow fitted on its own to thin, curved code distributions needs (the sigmoid form relies on an
+encoder trained jointly with it).
+
 Direction: ``forward(z)`` maps data-side latents to the Gaussian side and returns
 ``log |det dw/dz|``, so ``log p(z) = log N(w; 0, I) + logdet``; ``inverse(w)`` draws latents.
 """
@@ -27,10 +34,13 @@ LOG_2PI = math.log(2 * math.pi)
 class AffineCoupling(nn.Module):
     """One coupling layer on (B, dim) vectors; ``swap`` exchanges which half is transformed."""
 
-    def __init__(self, dim: int, hidden: int, swap: bool) -> None:
+    def __init__(self, dim: int, hidden: int, swap: bool, scale: str = "sigmoid") -> None:
         super().__init__()
         if dim < 2:
             raise ValueError(f"a coupling layer needs dim >= 2, got {dim}")
+        if scale not in ("sigmoid", "exp"):
+            raise ValueError(f"scale must be 'sigmoid' or 'exp', got {scale!r}")
+        self.scale = scale
         self.keep = dim - dim // 2  # features passed through unchanged
         self.swap = swap
         self.net = nn.Sequential(
@@ -40,6 +50,9 @@ class AffineCoupling(nn.Module):
             nn.ReLU(),
             nn.Linear(hidden, 2 * (dim - self.keep)),
         )
+        if scale == "exp":
+            nn.init.zeros_(self.net[-1].weight)
+            nn.init.zeros_(self.net[-1].bias)
 
     def _split(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(kept, moved): the first ``keep`` features are kept, or with ``swap`` the last."""
@@ -52,6 +65,8 @@ class AffineCoupling(nn.Module):
 
     def _scale_shift(self, a: Tensor) -> tuple[Tensor, Tensor]:
         s, shift = self.net(a).chunk(2, dim=1)  # (B, dim - keep) each
+        if self.scale == "exp":
+            return torch.exp(3.0 * torch.tanh(s / 3.0)), shift
         return torch.sigmoid(s + 2.0), shift
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -73,15 +88,18 @@ class CouplingFlow(nn.Module):
         dim: latent size.
         hidden: hidden width of each layer's MLP (Luo & Hu: 256).
         depth: number of layers (Luo & Hu: 14).
+        scale: ``sigmoid`` (Luo & Hu's layer) or ``exp`` (Real NVP's, soft-clamped).
     """
 
-    def __init__(self, dim: int, hidden: int = 256, depth: int = 14) -> None:
+    def __init__(
+        self, dim: int, hidden: int = 256, depth: int = 14, scale: str = "sigmoid"
+    ) -> None:
         super().__init__()
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
         self.dim = dim
         self.layers = nn.ModuleList(
-            AffineCoupling(dim, hidden, swap=i % 2 == 0) for i in range(depth)
+            AffineCoupling(dim, hidden, swap=i % 2 == 0, scale=scale) for i in range(depth)
         )
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:

@@ -41,7 +41,7 @@ from zoo.models.deepsdf.fitting import (
     target_sdf_samples,
 )
 from zoo.models.registry import register_model
-from zoo.nn.latent_prior import GaussianLatentPrior, train_labels
+from zoo.nn.latent_prior import FlowLatentPrior, LatentPrior, build_latent_prior, train_labels
 from zoo.ops.marching_cubes import DEFAULT_BBOX_MAX, DEFAULT_BBOX_MIN
 from zoo.representation import ShapeTarget
 
@@ -69,6 +69,11 @@ class DeepSDF(ZooModel):
             (without a category).
         prior_shrinkage: shrinkage of the per-category full-covariance Gaussians (a category
             has fewer codes than dimensions; :func:`zoo.nn.latent_prior.fit_gaussian`).
+        latent_prior: ``gaussian`` (one Gaussian per category; without a category ``sample``
+            draws from the Gaussian of all codes, ``latent_covariance``) or ``flow`` (one
+            coupling flow per category, :class:`zoo.nn.latent_prior.FlowLatentPrior`; without
+            a category ``sample`` draws each sample's category with its training frequency).
+        prior_flow: options of :class:`zoo.nn.latent_prior.FlowLatentPrior`.
         points_resolution: marching-cubes grid used by ``to_points``.
         bbox_min, bbox_max: the box of the marching-cubes grid.
         chunk: points per decoder call when evaluating a grid.
@@ -100,6 +105,8 @@ class DeepSDF(ZooModel):
         val_samples: int = 2048,
         latent_covariance: str = "full",
         prior_shrinkage: float = 1e-3,
+        latent_prior: str = "gaussian",
+        prior_flow: dict[str, Any] | None = None,
         points_resolution: int = 64,
         bbox_min: Sequence[float] = DEFAULT_BBOX_MIN,
         bbox_max: Sequence[float] = DEFAULT_BBOX_MAX,
@@ -137,9 +144,11 @@ class DeepSDF(ZooModel):
         self.bbox_min, self.bbox_max = tuple(bbox_min), tuple(bbox_max)
         self.chunk = int(chunk)
         self.prior_shrinkage = float(prior_shrinkage)
+        self.latent_prior = str(latent_prior)
+        self.prior_flow = dict(prior_flow or {})
         self.register_module("codes", None)  # built in configure_from_data
-        # One Gaussian per training category; rebuilt for the data's categories.
-        self.category_prior = GaussianLatentPrior(self.latent_size, shrinkage=prior_shrinkage)
+        # One prior per training category; rebuilt for the data's categories.
+        self.category_prior = self._build_prior([], None)
         self._train_labels: list[str] | None = None
         self._mesh_cache: tuple[Tensor, tuple, trimesh.Trimesh] | None = None
 
@@ -156,12 +165,19 @@ class DeepSDF(ZooModel):
         self.codes = codes.to(self.device_)
         labels = train_labels(info)
         self._train_labels = labels if labels is not None and len(labels) == n else None
-        self.category_prior = GaussianLatentPrior(
-            self.latent_size,
-            info.get("synsets") or [],
-            info.get("categories"),
-            shrinkage=self.prior_shrinkage,
+        self.category_prior = self._build_prior(
+            info.get("synsets") or [], info.get("categories")
         ).to(self.device_)
+
+    def _build_prior(self, labels: Sequence[str], names: Sequence[str] | None) -> LatentPrior:
+        return build_latent_prior(
+            self.latent_prior,
+            self.latent_size,
+            labels,
+            names,
+            shrinkage=self.prior_shrinkage,
+            flow=self.prior_flow,
+        )
 
     def _require_codes(self) -> nn.Embedding:
         if self.codes is None:
@@ -254,8 +270,11 @@ class DeepSDF(ZooModel):
         return z[0]
 
     def sample(self, n: int, seed: int | None = None, category: str | None = None) -> list[Tensor]:
-        """n codes from the Gaussian fitted to all training codes, or with ``category`` (a
-        name or synset id) from that category's Gaussian."""
+        """n codes from the Gaussian fitted to all training codes (``latent_prior=flow``: from
+        the per-category flows, each sample's category drawn with its training frequency), or
+        with ``category`` (a name or synset id) from that category's prior."""
+        if category is None and self.latent_prior != "gaussian":
+            return self._sample_mixture(n, seed)
         if category is None:
             codes = self.train_latent(torch.arange(self._require_codes().num_embeddings))
             z = gaussian_latents(codes, n, self.latent_covariance, seed=seed)
@@ -265,6 +284,17 @@ class DeepSDF(ZooModel):
             self.fit_category_prior()  # weights saved before the per-category prior
         g = None if seed is None else torch.Generator().manual_seed(int(seed))
         return [zi for zi in self.category_prior.sample(n, category, generator=g)]
+
+    def _sample_mixture(self, n: int, seed: int | None) -> list[Tensor]:
+        """n codes of the per-category flows, each sample's category drawn with its share of
+        the training codes."""
+        prior = self.category_prior
+        if not isinstance(prior, FlowLatentPrior):
+            raise TypeError(f"deepsdf: latent_prior={self.latent_prior!r} has no mixture")
+        if not bool(prior.ready.any()):
+            self.fit_category_prior()
+        g = None if seed is None else torch.Generator().manual_seed(int(seed))
+        return [zi for zi in prior.sample_mixture(n, generator=g)]
 
     def fit_category_prior(self) -> None:
         """Fit the per-category Gaussians to the training codes and their categories."""

@@ -44,7 +44,13 @@ from zoo.models.mesh_gcn.networks import (
 from zoo.models.mesh_gcn.template import TemplateHierarchy
 from zoo.models.registry import register_model
 from zoo.nn.graph_conv import NORMALIZATIONS
-from zoo.nn.latent_prior import GaussianLatentPrior, draw_gaussian, fit_gaussian
+from zoo.nn.latent_prior import (
+    FlowLatentPrior,
+    LatentPrior,
+    build_latent_prior,
+    draw_gaussian,
+    fit_gaussian,
+)
 from zoo.nn.pointnet import PointNetEncoder
 from zoo.representation import ShapeTarget
 
@@ -87,6 +93,10 @@ class MeshGCN(ZooModel):
             training step picks from at random (``reconstruct`` uses the first).
         prior_shrinkage: the fitted covariance is ``S + shrinkage * tr(S)/zdim * I`` (all
             categories, and each category's).
+        latent_prior: ``gaussian`` or ``flow``: the per-category prior
+            (:func:`zoo.nn.latent_prior.build_latent_prior`); with ``flow`` an unconditional
+            ``sample`` draws from the mixture of the categories' flows.
+        prior_flow: options of :class:`zoo.nn.latent_prior.FlowLatentPrior`.
         pool_k: with ``encoder=points``, every vertex also reads the offsets to its ``pool_k``
             nearest input points at every stage (:class:`PointPooling`, the point-cloud
             analogue of Pixel2Mesh's perceptual feature pooling); 0: the global code only.
@@ -127,6 +137,8 @@ class MeshGCN(ZooModel):
         views: Sequence[int] = (1,),
         n_orbit: int = 8,
         prior_shrinkage: float = 1e-3,
+        latent_prior: str = "gaussian",
+        prior_flow: dict[str, Any] | None = None,
         pool_k: int = 0,
         pool_dim: int = 32,
         pool_dropout: float = 0.25,
@@ -145,6 +157,7 @@ class MeshGCN(ZooModel):
         self.input_points, self.image_size = int(input_points), int(image_size)
         self.views, self.n_orbit = [int(v) for v in views], int(n_orbit)
         self.prior_shrinkage = float(prior_shrinkage)
+        self.latent_prior, self.prior_flow = str(latent_prior), dict(prior_flow or {})
         self.weights = LossWeights(
             chamfer=tuple(w_chamfer), normal=w_normal, edge=w_edge, laplace=w_laplace,
             move=w_move, stage_laplace=tuple(stage_laplace),
@@ -169,21 +182,28 @@ class MeshGCN(ZooModel):
         self.register_buffer("prior_mean", torch.zeros(self.zdim))
         self.register_buffer("prior_tril", torch.eye(self.zdim))
         self.register_buffer("prior_ready", torch.zeros((), dtype=torch.bool))
-        # One Gaussian per training category; rebuilt for the data's categories.
-        self.category_prior = GaussianLatentPrior(self.zdim, shrinkage=self.prior_shrinkage)
+        # One prior per training category; rebuilt for the data's categories.
+        self.category_prior = self._build_prior([], None)
         self._prior_step = -1  # global step at which the prior was last fitted
         self._image_cache: dict[tuple[str, int, int], Tensor] = {}  # (split, idx, view)
         self._mesh_source: Any = None
 
     def configure_from_data(self, info: dict[str, Any]) -> None:
-        """One Gaussian per category of ``info["synsets"]`` (names ``info["categories"]``)."""
+        """One prior per category of ``info["synsets"]`` (names ``info["categories"]``)."""
         super().configure_from_data(info)
-        self.category_prior = GaussianLatentPrior(
-            self.zdim,
-            info.get("synsets") or [],
-            info.get("categories"),
-            shrinkage=self.prior_shrinkage,
+        self.category_prior = self._build_prior(
+            info.get("synsets") or [], info.get("categories")
         ).to(self.prior_mean.device)
+
+    def _build_prior(self, labels: Sequence[str], names: Sequence[str] | None) -> LatentPrior:
+        return build_latent_prior(
+            self.latent_prior,
+            self.zdim,
+            labels,
+            names,
+            shrinkage=self.prior_shrinkage,
+            flow=self.prior_flow,
+        )
 
     # ----------------------------------------------------------------- encode / decode
     def encode(self, inputs: Tensor) -> Tensor:
@@ -367,9 +387,14 @@ class MeshGCN(ZooModel):
     def sample(
         self, n: int, seed: int | None = None, category: str | None = None
     ) -> list[MeshGCNShape]:
-        """n meshes decoded from codes drawn from the fitted Gaussian prior, or with
-        ``category`` (a name or synset id) from that category's Gaussian."""
-        if category is None:
+        """n meshes decoded from codes drawn from the fitted Gaussian prior (with
+        ``latent_prior=flow``: the mixture of the per-category flows), or with ``category`` (a
+        name or synset id) from that category's prior."""
+        prior = self.category_prior
+        if category is None and isinstance(prior, FlowLatentPrior) and bool(prior.ready.any()):
+            g = None if seed is None else torch.Generator().manual_seed(int(seed))
+            z = prior.sample_mixture(n, generator=g)  # (n, zdim)
+        elif category is None:
             z = self.prior_codes(n, seed)  # (n, zdim)
         else:
             g = None if seed is None else torch.Generator().manual_seed(int(seed))
