@@ -283,3 +283,12 @@ def test_export_records_the_users_data_root_and_the_stored_weights_metrics(tmp_p
     assert stored.sha256 == sha256_of(tmp_path / "v.safetensors")
     again = evaluate_pretrained("v", registry=reg)  # from the weights' own data config
     assert not compare_metrics(again, stored.eval["metrics"]), (again, stored.eval["metrics"])
+
+
+def test_export_eval_settings_parse_data_fields_apart() -> None:
+    from zoo.pretrained import PretrainedError, _settings_of
+
+    got = _settings_of(["data.shapes_per_category=20", "gen_references_per_category=32"])
+    assert got == {"data": {"shapes_per_category": 20}, "gen_references_per_category": 32}
+    with pytest.raises(PretrainedError, match="key=value"):
+        _settings_of(["max_shapes"])

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from zoo.checkpoint import CheckpointError, build_model
 
@@ -246,6 +247,11 @@ def _evaluate(
     data_cfg = dict(meta.get("data_cfg") or {})
     if not data_cfg:
         raise PretrainedError(f"{meta.get('model_name')}: no data config stored in the weights")
+    # settings["data"]: data-config fields of the recorded evaluation (e.g. a smaller draw of
+    # the same generator, so that the test suite reproduces an entry trained on hundreds of
+    # shapes without generating them all).
+    settings = dict(settings)
+    data_cfg.update(settings.pop("data", None) or {})
     if data_root is not None:
         data_cfg["root"] = data_root
     dm = instantiate(data_cfg, form=model.data_form)
@@ -390,6 +396,22 @@ def _global_step(ckpt: str | Path) -> int:
     return int(read_checkpoint(ckpt).get("global_step", -1))
 
 
+def _settings_of(pairs: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs (values read as YAML) as evaluation settings; ``data.<field>``
+    pairs are gathered under ``settings["data"]``."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise PretrainedError(f"--eval takes key=value pairs, got {pair!r}")
+        parsed = yaml.safe_load(value)
+        if key.startswith("data."):
+            out.setdefault("data", {})[key.removeprefix("data.")] = parsed
+        else:
+            out[key] = parsed
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(
         prog="python -m zoo.pretrained",
@@ -405,11 +427,20 @@ def main(argv: list[str] | None = None) -> None:
     ex.add_argument("--half", action=argparse.BooleanOptionalAction, default=None)
     ex.add_argument("--time-file", help="a /usr/bin/time -v report of the training run")
     ex.add_argument("--max-shapes", type=int, default=4, help="evaluation setting recorded")
+    ex.add_argument(
+        "--eval",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="more evaluation settings recorded (EvalConfig fields; data.<field> changes the "
+        "data config of the recorded evaluation, e.g. data.shapes_per_category=20)",
+    )
     ex.add_argument("--description", default="")
     ex.add_argument("--data-root", default=None, help="the data root recorded instead of the run's")
     ex.add_argument("--registry", default=None)
     args = p.parse_args(argv)
     try:
+        extra = _settings_of(getattr(args, "eval", []))
         if args.cmd == "list":
             for name, e in read_registry(args.registry).items():
                 print(f"{name:<28} {e.model:<10} {e.file}  ({e.command})")
@@ -421,7 +452,7 @@ def main(argv: list[str] | None = None) -> None:
             half=args.half,
             time_file=args.time_file,
             # ceilings depend on the data, not on the weights: the registry test skips them
-            settings={"max_shapes": args.max_shapes, "ceilings": False},
+            settings={"max_shapes": args.max_shapes, "ceilings": False, **extra},
             registry=args.registry,
             description=args.description,
             data_root=args.data_root,
