@@ -13,8 +13,11 @@ shape, so a new result file needs no code here:
   becomes its own table;
 - a table with more than 12 columns and more columns than rows is transposed.
 
-    python benchmarks/make_results_page.py            # rewrite docs/results.md
-    python benchmarks/make_results_page.py --check    # exit 1 if docs/results.md is stale
+    python benchmarks/make_results_page.py            # rewrite docs/results.md and the table
+    python benchmarks/make_results_page.py --check    # exit 1 if either is stale
+
+It also writes the README's one results table (between the ``SUMMARY_START`` / ``SUMMARY_END``
+markers): a row per model, each read from the result file it links to (``summary_rows``).
 
 ``tests/benchmark/test_make_results_page.py`` runs ``--check``'s comparison, so a result file
 edited without regenerating the page fails the test suite.
@@ -32,6 +35,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 PAGE = REPO / "docs" / "results.md"
+README = REPO / "README.md"
+SUMMARY_START = "<!-- results table: benchmarks/make_results_page.py -->"
+SUMMARY_END = "<!-- end of results table -->"
 
 # Blocks of a result file that describe how it was measured rather than what was measured.
 CONDITION_KEYS = {"machine", "settings", "protocol", "data", "model", "conditions", "config"}
@@ -233,21 +239,113 @@ def render_page(results_dir: Path = RESULTS) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+def _recon(metrics: dict[str, float]) -> str:
+    """Reconstruction on held-out shapes (30,000 points a side): F-score and Chamfer-L2."""
+    return (
+        f"F@0.01 {metrics['recon/fscore@0.01']:.3f}, "
+        f"CD-L2 {metrics['recon/chamfer_l2'] * 1e3:.3f} x1e-3"
+    )
+
+
+def summary_rows(results_dir: Path = RESULTS) -> list[list[str]]:
+    """The README's results table: per model, (model, data, training, result, result file);
+    every number is read here from the file the row names."""
+
+    def load(name: str) -> Any:
+        return json.loads((results_dir / name).read_text())
+
+    shapes = "synthshapes, 16 held-out shapes"
+    rows = []
+    curves = load("shape_curves.json")["runs"]["voxel_gan"]
+    snap = next(s for s in curves["snapshots"] if s["step"] == curves["default_max_steps"])
+    rows.append(
+        [
+            "voxel_gan",
+            shapes,
+            f"{snap['step']} steps (CPU default, shipped)",
+            _recon(snap["metrics"]),
+            "shape_curves.json",
+        ]
+    )
+    for model, name in [
+        ("pointflow", "pretrained_curves_pointflow.json"),
+        ("mesh_gcn", "pretrained_curves_mesh_gcn_resumed.json"),
+        ("deepsdf", "pretrained_curves_deepsdf.json"),
+    ]:
+        data = load(name)
+        run = data["runs"][model] if "runs" in data else data
+        steps = run["snapshots"][-1]["step"]
+        rows.append([model, shapes, f"{steps} steps (shipped)", _recon(run["final_metrics"]), name])
+    gen = load("generation_synthshapes_chair.json")
+    metrics = gen["models"]["point_diffusion"]["metrics"]
+    rows.append(
+        [
+            "point_diffusion",
+            f"synthshapes chair, {metrics['gen/references']:.0f} held-out references",
+            "the command in [generation](docs/generation.md)",
+            f"MMD-CD {metrics['gen/mmd_cd'] * 1e3:.3f} x1e-3, "
+            f"1-NNA-CD {metrics['gen/1nna_cd']:.3f}",
+            "generation_synthshapes_chair.json",
+        ]
+    )
+    for name, models in [
+        ("mipnerf_single_scale.json", ["nerf", "mipnerf"]),
+        ("gaussians.json", ["ngp", "gaussians"]),
+    ]:
+        data = load(name)
+        for model in models:
+            end = data["results"][model]["curve"][-1]  # the budget's last point
+            rows.append(
+                [
+                    model,
+                    f"tiny lego, {data['split']}",
+                    f"{end['train_s'] / 60:.0f} min on 2 CPU cores, {end['step']} steps",
+                    f"PSNR {end['psnr']:.2f} dB",
+                    name,
+                ]
+            )
+    return rows
+
+
+def render_summary(results_dir: Path = RESULTS) -> str:
+    """The README's results table, in markdown, between its markers."""
+    lines = [
+        SUMMARY_START,
+        "| model | data | training | held-out result | file |",
+        "|---|---|---|---|---|",
+    ]
+    for model, data, training, result, name in summary_rows(results_dir):
+        link = f"[{name}](benchmarks/results/{name})"
+        lines.append(f"| {model} | {data} | {training} | {result} | {link} |")
+    return "\n".join([*lines, SUMMARY_END])
+
+
+def update_readme(readme: str, results_dir: Path = RESULTS) -> str:
+    """``readme`` with the text between the summary markers replaced by the current table."""
+    start, end = readme.find(SUMMARY_START), readme.find(SUMMARY_END)
+    if start < 0 or end < start:
+        raise ValueError(f"README has no {SUMMARY_START} ... {SUMMARY_END} block")
+    return readme[:start] + render_summary(results_dir) + readme[end + len(SUMMARY_END) :]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--results", type=Path, default=RESULTS, help="folder of result JSON files")
     p.add_argument("--out", type=Path, default=PAGE, help="the page to write")
+    p.add_argument("--readme", type=Path, default=README, help="README with the summary table")
     p.add_argument("--check", action="store_true", help="compare instead of writing; 1 if stale")
     args = p.parse_args(argv)
-    page = render_page(args.results)
+    wanted = {args.out: render_page(args.results)}
+    if args.readme.exists() and SUMMARY_START in args.readme.read_text():
+        wanted[args.readme] = update_readme(args.readme.read_text(), args.results)
+    stale = [path for path, text in wanted.items() if not path.exists() or path.read_text() != text]
     if args.check:
-        current = args.out.read_text() if args.out.exists() else ""
-        if current != page:
-            print(f"error: {args.out} is stale: run python benchmarks/make_results_page.py")
-            return 1
-        return 0
-    args.out.write_text(page)
-    print(f"wrote {args.out} ({page.count(chr(10))} lines)")
+        for path in stale:
+            print(f"error: {path} is stale: run python benchmarks/make_results_page.py")
+        return 1 if stale else 0
+    for path in stale:
+        path.write_text(wanted[path])
+        print(f"wrote {path}")
     return 0
 
 

@@ -23,11 +23,25 @@ def _script():
 
 
 def test_results_page_is_up_to_date_with_the_result_files():
-    page = _script().render_page(REPO / "benchmarks" / "results")
+    script = _script()
+    page = script.render_page(REPO / "benchmarks" / "results")
     current = (REPO / "docs" / "results.md").read_text()
     assert current == page, "docs/results.md is stale: run python benchmarks/make_results_page.py"
     for path in sorted((REPO / "benchmarks" / "results").glob("*.json")):
         assert f"### `{path.name}`" in page, path.name
+
+
+def test_readme_results_table_is_up_to_date_and_names_every_file_it_reads():
+    script = _script()
+    readme = (REPO / "README.md").read_text()
+    assert script.update_readme(readme) == readme, (
+        "README's results table is stale: run python benchmarks/make_results_page.py"
+    )
+    rows = script.summary_rows()
+    assert len(rows) >= 8
+    for model, _, _, result, name in rows:
+        assert (REPO / "benchmarks" / "results" / name).is_file(), name
+        assert f"| {model} |" in readme and result in readme
 
 
 def test_page_shows_conditions_rows_and_every_number(tmp_path):
@@ -57,8 +71,9 @@ def test_check_fails_on_a_stale_page(tmp_path):
     script = _script()
     results, page = tmp_path / "results", tmp_path / "results.md"
     results.mkdir()
+    args = ["--results", str(results), "--out", str(page), "--readme", str(tmp_path / "no.md")]
     (results / "viewer.json").write_text(json.dumps({"fps": [{"model": "ngp", "fps": 4.1}]}))
-    assert script.main(["--results", str(results), "--out", str(page)]) == 0
-    assert script.main(["--results", str(results), "--out", str(page), "--check"]) == 0
+    assert script.main(args) == 0
+    assert script.main([*args, "--check"]) == 0
     (results / "viewer.json").write_text(json.dumps({"fps": [{"model": "ngp", "fps": 4.2}]}))
-    assert script.main(["--results", str(results), "--out", str(page), "--check"]) == 1
+    assert script.main([*args, "--check"]) == 1
