@@ -152,6 +152,28 @@ def test_the_pages_show_every_entry_point():
     assert len(readme) >= 10, readme
 
 
+def _anchors(page: Path) -> set[str]:
+    """GitHub's anchors of a page's headings."""
+    headings = re.findall(r"^#+ (.*)$", _FENCE.sub("", page.read_text()), re.M)
+    slugs = ("".join(c for c in h.lower() if c.isalnum() or c in " -_") for h in headings)
+    return {s.replace(" ", "-") for s in slugs}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_relative_links_and_anchors_resolve(page):
+    """Every relative link (text or image) names a file of the repository and, for a page, one
+    of its headings."""
+    text = _FENCE.sub("", page.read_text())
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"\w+://", target):
+            continue
+        file, _, anchor = target.partition("#")
+        path = (page.parent / file).resolve() if file else page
+        assert path.exists(), f"{page.name}: link to a missing file {target}"
+        if anchor:
+            assert anchor in _anchors(path), f"{page.name}: no heading for {target}"
+
+
 @pytest.mark.parametrize(
     ("module", "args"),
     [
