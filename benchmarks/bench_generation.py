@@ -9,6 +9,11 @@ generator scores) and "train copy" (the training shapes: what memorising scores)
 table and writes JSON (``--out``), with the machine, the load before and after, and the wall time
 of every row.
 
+``--ceiling`` adds, per checkpoint, the train-copy row pushed through that model's representation
+(``zoo.evaluation.ceiling_train_clouds``: each training shape as ``model.ceiling`` gives it, e.g.
+voxelised at the model's grid and meshed as its samples are): what memorising scores in that
+representation, so a score can be split into the representation's limit and the training's.
+
 ``--noise`` adds a sensitivity ladder: the "data" row's clouds with isotropic Gaussian noise
 of each given standard deviation added to every point (in the data's units, bbox diagonal 1
 for synthshapes), scored the same way, so a generator's fuzz can be read in noise units.
@@ -36,7 +41,14 @@ from omegaconf import OmegaConf
 
 from zoo.checkpoint import load_model
 from zoo.cli_utils import write_json
-from zoo.evaluation import EvalConfig, data_row_clouds, evaluate, reference_set, set_metrics
+from zoo.evaluation import (
+    EvalConfig,
+    ceiling_train_clouds,
+    data_row_clouds,
+    evaluate,
+    reference_set,
+    set_metrics,
+)
 
 COLUMNS = ("1nna_cd", "cov_cd", "mmd_cd")
 ROWS = (("gen", None), ("gen_data", "data (perfect generator)"), ("gen_train", "train copy"))
@@ -63,6 +75,18 @@ def noise_ladder(dm: Any, cfg: EvalConfig, stds: list[float]) -> dict[str, dict[
     return out
 
 
+def ceiling_row(model: Any, dm: Any, cfg: EvalConfig) -> dict[str, float]:
+    """``gen_ceil/...``: the training shapes through ``model``'s representation
+    (:func:`zoo.evaluation.ceiling_train_clouds`) scored against the references."""
+    refs, synsets = reference_set(dm, [], cfg)
+    clouds = ceiling_train_clouds(model, dm, synsets, cfg)
+    if len(clouds) < 2:
+        return {}
+    out = set_metrics(clouds, refs, cfg, "gen_ceil")
+    out["gen_ceil/samples"] = float(len(clouds))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("ckpts", nargs="+", help="name=path of a checkpoint")
@@ -71,6 +95,9 @@ def main() -> None:
     ap.add_argument("--boot", type=int, default=1000)
     ap.add_argument("--split", default="test")
     ap.add_argument("--noise", type=float, nargs="*", default=[], help="noise ladder stds")
+    ap.add_argument(
+        "--ceiling", action="store_true", help="also the train copy in each model's representation"
+    )
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
 
@@ -114,6 +141,8 @@ def main() -> None:
         if baselines is None:
             baselines = {k: v for k, v in metrics.items() if k.startswith(("gen_data", "gen_tr"))}
         metrics = {k: v for k, v in metrics.items() if k.startswith("gen/")}
+        if args.ceiling:
+            metrics.update(ceiling_row(model, dm, cfg))
         results["models"][name] = {
             "checkpoint": str(path),
             "model": model.name,
@@ -135,6 +164,9 @@ def main() -> None:
     for name, r in results["models"].items():
         cells = " | ".join(_cell(r["metrics"], "gen", c) for c in COLUMNS)
         print(f"| {name} ({r['model']}) | {cells} |")
+        if f"gen_ceil/{COLUMNS[0]}" in r["metrics"]:
+            cells = " | ".join(_cell(r["metrics"], "gen_ceil", c) for c in COLUMNS)
+            print(f"| train copy in {name}'s representation | {cells} |")
     for prefix, label in ROWS[1:]:
         cells = " | ".join(_cell(results["baselines"], prefix, c) for c in COLUMNS)
         print(f"| {label} | {cells} |")

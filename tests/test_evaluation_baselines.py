@@ -168,3 +168,29 @@ def test_references_know_their_categories(refs: tuple[Tensor, list[str]]) -> Non
         "03001627": PER_CATEGORY,
         "04379243": PER_CATEGORY,
     }
+
+
+class _CoarseCeiling(TinyPointSet):
+    """A generator whose representation snaps every point to a grid of step 0.25."""
+
+    def ceiling(self, target, n, resolution):
+        pts = target.points[:n] if target.points is not None else None
+        return None, torch.round(pts.float() / 0.25) * 0.25
+
+
+def test_train_copy_through_a_representation_keeps_the_shapes_and_scores_its_limit(
+    synth: SynthShapesDataModule, refs: tuple[Tensor, list[str]]
+) -> None:
+    """ceiling_train_clouds takes the train copy's shapes through model.ceiling; a coarse
+    representation scores worse than the plain copy, a model without a ceiling gives none."""
+    from zoo.evaluation import ceiling_train_clouds
+
+    clouds, synsets = refs
+    plain = train_clouds(synth, synsets, CFG)
+    coarse = ceiling_train_clouds(_CoarseCeiling(), synth, synsets, CFG)
+    assert coarse.shape == plain.shape
+    assert ((coarse / 0.25) - (coarse / 0.25).round()).abs().max() < 1e-4  # on the grid
+    assert len(ceiling_train_clouds(TinyPointSet(), synth, synsets, CFG)) == 0
+    m_plain = set_metrics(plain, clouds, CFG, "p", extras=False)
+    m_coarse = set_metrics(coarse, clouds, CFG, "c", extras=False)
+    assert m_coarse["c/mmd_cd"] > 2 * m_plain["p/mmd_cd"]

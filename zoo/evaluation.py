@@ -475,6 +475,31 @@ def train_clouds(datamodule: Any, synsets: list[str], cfg: EvalConfig) -> Tensor
     return torch.stack(clouds) if clouds else torch.zeros(0, cfg.n_points, 3)
 
 
+def ceiling_train_clouds(
+    model: Representation, datamodule: Any, synsets: list[str], cfg: EvalConfig
+) -> Tensor:
+    """The memorising baseline pushed through ``model``'s representation (S, n_points, 3): the
+    training shapes of :func:`train_clouds` (the same ones, in the same order), each as
+    ``model.ceiling`` gives it (a voxel grid at the model's size, the true SDF
+    marching-cubed at the model's grid, ...). Scored as samples, what a generator that
+    memorised the training set perfectly, *in this representation*, scores: the
+    representation's limit on the generation metrics. Empty (0, n_points, 3) when the model
+    declares no ceiling or the targets have no mesh."""
+    want = Counter(synsets)
+    got: Counter[str] = Counter()
+    clouds = []
+    for t in datamodule.eval_shapes("train"):
+        synset = str(t.extra.get("synset"))
+        if got[synset] >= want[synset]:
+            continue
+        ceiling = model.ceiling(t, cfg.n_points, cfg.mesh_resolution)
+        if ceiling is None:
+            return torch.zeros(0, cfg.n_points, 3)
+        got[synset] += 1
+        clouds.append(_subsample(ceiling[1].float().cpu(), cfg.n_points))
+    return torch.stack(clouds) if clouds else torch.zeros(0, cfg.n_points, 3)
+
+
 def data_row_clouds(
     datamodule: Any, refs: Tensor, synsets: list[str], n_points: int
 ) -> tuple[Tensor, Tensor, bool]:
