@@ -27,6 +27,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +41,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from zoo.callbacks import FinalCheckpoint, NonFiniteLossError
 from zoo.checkpoint import AtomicCheckpointIO, CheckpointError, read_checkpoint, zoo_meta
@@ -238,6 +240,10 @@ def _with_model_strategy(trainer_cfg: DictConfig, model: Any) -> DictConfig:
     return out
 
 
+class Preempted(Exception):
+    """Training stopped by SIGTERM (what a scheduler sends on preemption) before its end."""
+
+
 def _checkpoint_dir(callbacks: list[Any], run_dir: Path) -> Path:
     for cb in callbacks:
         if isinstance(cb, ModelCheckpoint) and cb.dirpath:
@@ -299,7 +305,21 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             f"{model.name}: training in {trainer.world_size} processes is not supported yet "
             f"({unsupported}); train on one device (trainer.devices=1, trainer.num_nodes=1)"
         )
-    trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
+    except SIGTERMException:
+        # Lightning stops at the end of the batch and exits with status 0, which reads as a
+        # finished run. Keep the state of this step (one process: the checkpoint is ours to
+        # write) and say that the run was stopped.
+        saved = ""
+        if trainer.world_size == 1:
+            trainer.save_checkpoint(final_ckpt, weights_only=False)
+            saved = f"; its state is saved in {final_ckpt}"
+        raise Preempted(
+            f"training stopped by SIGTERM at step {trainer.global_step} of "
+            f"{trainer.max_steps}, before the end and without evaluation{saved}; run the same "
+            "command with resume=true to continue"
+        ) from None
     if trainer.world_size == 1 and not final_ckpt.is_file():  # fit trained no step at all
         trainer.save_checkpoint(final_ckpt, weights_only=False)
 
@@ -381,6 +401,8 @@ def main(cfg: DictConfig) -> float | None:
         if full_error:
             raise
         fail(str(e), code=3)
+    except Preempted as e:
+        fail(str(e), code=128 + signal.SIGTERM)
     except (*_INPUT_ERRORS, ConfigError) as e:
         if full_error:
             raise

@@ -88,3 +88,42 @@ def test_resume_of_a_finished_run_keeps_its_final_step(synth_root, tiny_single, 
     assert ckpt_step(copy / "checkpoints" / "last.ckpt") == ckpt_step(
         run_dir / "checkpoints" / "last.ckpt"
     )
+
+
+def test_sigterm_says_the_run_stopped_keeps_its_state_and_resumes(synth_root, tmp_path):
+    """SIGTERM (a scheduler's preemption): one error line naming the step and the saved
+    checkpoint, exit status 143 (not 0, which reads as finished), no evaluation; resume=true
+    continues from that step to max_steps."""
+    run_dir, record = tmp_path / "run", tmp_path / "first_steps.txt"
+    extra = [
+        f"trainer.max_steps={MAX_STEPS}",
+        "callbacks.checkpoint.every_n_train_steps=10",
+        "logger=none",
+        "+callbacks.throttle._target_=tests.reliability.clirun.Throttle",
+        "+callbacks.throttle.seconds=0.1",
+        f"+callbacks.throttle.record={record}",
+    ]
+    args = tiny_args(synth_root, run_dir, *extra)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    with open(tmp_path / "term.out", "w") as out, open(tmp_path / "term.err", "w") as err:
+        proc = subprocess.Popen(
+            command("zoo.train", *args), cwd=REPO, env=cli_env(), stdout=out, stderr=err
+        )
+        try:
+            wait_for(last, proc)
+        finally:
+            proc.terminate()  # SIGTERM
+            proc.wait()
+    stderr = (tmp_path / "term.err").read_text()
+    assert proc.returncode == 143, stderr
+    lines = [ln for ln in stderr.splitlines() if ln.startswith("error: ")]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    stopped_at = ckpt_step(last)
+    assert 10 <= stopped_at < MAX_STEPS
+    assert f"stopped by SIGTERM at step {stopped_at} of {MAX_STEPS}" in lines[0]
+    assert str(last) in lines[0] and "resume=true" in lines[0]
+    assert not (run_dir / "metrics.json").exists()  # not evaluated as if finished
+    resumed = check(run("zoo.train", *args, "resume=true"))
+    assert f"resuming from {last}" in resumed.stdout
+    assert ckpt_step(last) == MAX_STEPS
+    assert record.read_text().split() == ["0", str(stopped_at)]
