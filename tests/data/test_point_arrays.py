@@ -209,6 +209,14 @@ def test_voxel_form(tiny: Path) -> None:
     assert len(tests) == 2 and tests[0].points.shape == (16, 3) and tests[0].voxels is None
     (v,) = dm.eval_shapes("val")
     assert v.voxels.shape == (8, 8, 8) and v.voxels.dtype == torch.bool and v.points is None
+    # The memorising baseline reads the training shapes as the file's clouds.
+    clouds = dm.eval_shapes("train", points_only=True)
+    points_dm = PointArraysDataModule(tiny, ["chair"], val_fraction=0.2)
+    want = points_dm.eval_shapes("train", points_only=True)
+    assert [t.name for t in clouds] == [t.name for t in want] and len(clouds) > 0
+    for got, ref in zip(clouds, want, strict=True):
+        torch.testing.assert_close(got.points, ref.points)
+        assert got.voxels is None and got.extra["synset"] == ref.extra["synset"]
     # voxel_gan is scored on generation only against these grid-less test clouds.
     voxel_model = SimpleNamespace(data_form="voxels", name="voxel_gan")
     assert not _reconstructable(voxel_model, tests)

@@ -165,6 +165,7 @@ class PointArraysDataModule(ShapeDataModuleBase):
         self.voxels_up_axis = int(voxels_up_axis)
         self._clouds: dict[str, np.ndarray] = {}  # split -> (N, K, 3) normalised
         self._grids: dict[str, np.ndarray] = {}  # split -> (N, R, R, R), form voxels
+        self._cloud_items: dict[str, list[ShapeItem]] = {}  # split -> its clouds' items
         self._rows: dict[tuple[str, str], int] = {}  # (split, name) -> row in _clouds
         self.stats: dict[str, dict[str, Any]] = {}  # category -> global mean/std
         self._check_voxels_file()
@@ -203,6 +204,7 @@ class PointArraysDataModule(ShapeDataModuleBase):
                 clouds[s].append(pts)
         self._clouds = {s: np.concatenate(clouds[s]) for s in SPLITS}
         self._rows = {(s, item.name): k for s in SPLITS for k, item in enumerate(items[s])}
+        self._cloud_items = {s: list(items[s]) for s in SPLITS}
         self._grids = {}
         if self.form == "voxels":
             items.update(self._load_voxels(categories))
@@ -305,6 +307,21 @@ class PointArraysDataModule(ShapeDataModuleBase):
         n = len(cloud) if self.eval_points is None else self.eval_points
         return cloud[torch.arange(n) % len(cloud)], None
 
+    def _cloud_targets(self, split: str, limit: int | None) -> list[ShapeTarget]:
+        """The split's shapes as their clouds (the first ``limit``): in the voxel form the
+        train / val grids are the same shapes as the file's clouds, listed in another order,
+        and the clouds are what the memorising baseline scores."""
+        self._ensure()
+        items = self._cloud_items[split][: None if limit is None else int(limit)]
+        out = []
+        for index, item in enumerate(items):
+            cloud = torch.from_numpy(self._clouds[split][self._rows[split, item.name]])
+            n = len(cloud) if self.eval_points is None else self.eval_points
+            extra = {"synset": item.synset, "model_id": item.model_id, "split": split}
+            extra["index"] = index
+            out.append(ShapeTarget(item.name, cloud[torch.arange(n) % len(cloud)], extra=extra))
+        return out
+
     def eval_shapes(
         self,
         split: str = "test",
@@ -313,10 +330,12 @@ class PointArraysDataModule(ShapeDataModuleBase):
         points_only: bool = False,
     ) -> list[ShapeTarget]:
         """Targets with ``points`` (the normalised cloud); in the voxel form the train/val
-        targets hold their grids (``voxels``, not with ``points_only``) and the test targets
-        the test clouds."""
+        targets hold their grids (``voxels``; with ``points_only`` the split's clouds
+        instead) and the test targets the test clouds."""
+        if self.form == "voxels" and split in self._grids and points_only:
+            return self._cloud_targets(split, limit)
         targets = super().eval_shapes(split, limit, spread, points_only)
-        if self.form != "voxels" or split not in self._grids or points_only:
+        if self.form != "voxels" or split not in self._grids:
             return targets
         grids = self._grids[split]  # by the split's index, as ``extra["index"]``
         return [
