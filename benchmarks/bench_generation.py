@@ -39,7 +39,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from zoo.checkpoint import load_model
+from zoo.checkpoint import load_model, read_checkpoint
 from zoo.cli_utils import write_json
 from zoo.evaluation import (
     EvalConfig,
@@ -146,7 +146,7 @@ def main() -> None:
         results["models"][name] = {
             "checkpoint": str(path),
             "model": model.name,
-            "trained_steps": int(meta.get("global_step", -1)) if isinstance(meta, dict) else -1,
+            "trained_steps": int(read_checkpoint(path).get("global_step", -1)),
             "metrics": metrics,
             "seconds": time.perf_counter() - t0,
         }

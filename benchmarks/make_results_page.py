@@ -276,6 +276,18 @@ def summary_rows(results_dir: Path = RESULTS) -> list[list[str]]:
         run = data["runs"][model] if "runs" in data else data
         steps = run["snapshots"][-1]["step"]
         rows.append([model, shapes, f"{steps} steps (shipped)", _recon(run["final_metrics"]), name])
+    sdf = load("generation_synthshapes_chair_deepsdf.json")
+    metrics, base = sdf["models"]["deepsdf"]["metrics"], sdf["baselines"]
+    rows.append(
+        [
+            "deepsdf (generation)",
+            f"synthshapes chair, {metrics['gen/references']:.0f} held-out references",
+            f"{sdf['models']['deepsdf']['trained_steps']} steps on 350 chairs (shipped)",
+            f"1-NNA-CD {metrics['gen/1nna_cd']:.3f} ± {metrics['gen/1nna_cd_se']:.3f} "
+            f"(data row {base['gen_data/1nna_cd']:.3f}; 0.5 best)",
+            "generation_synthshapes_chair_deepsdf.json",
+        ]
+    )
     gen = load("generation_synthshapes_chair.json")
     metrics = gen["models"]["point_diffusion"]["metrics"]
     rows.append(
