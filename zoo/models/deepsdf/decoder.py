@@ -7,16 +7,26 @@ normalisation (Salimans & Kingma 2016) and dropout 0.2 on every hidden layer, th
 reference ``examples/chairs/specs.json``), and a final ``tanh`` so the output lies in (-1, 1).
 The layer that feeds a re-injection layer is narrowed by ``dim(z) + 3`` so that the
 re-injection layer sees exactly ``hidden`` inputs, as in the reference architecture.
+
+For training from surface points with IGR (:mod:`zoo.models.deepsdf.igr`) the decoder has two
+more options, both from the IGR reference network (``code/model/network.py`` of
+amosgropp/IGR, ``ImplicitNet``): a Softplus activation with ``beta = 100`` (a smooth ReLU, so
+the gradient ``df/dx`` the eikonal term constrains is continuous) and the geometric
+initialisation of Atzmon & Lipman ("SAL: Sign Agnostic Learning of Shapes from Raw Data",
+CVPR 2020, Sec. 4), :meth:`DeepSDFDecoder.geometric_init_`, under which the network starts as
+(approximately) the SDF ``|x| - r`` of a sphere, negative inside.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from zoo.nn.weight_norm import WeightNormLinear
+from zoo.ops.random import randn
 
 
 class DeepSDFDecoder(nn.Module):
@@ -30,6 +40,7 @@ class DeepSDFDecoder(nn.Module):
         weight_norm: weight normalisation on every linear layer but the output one
             (paper/reference: ``norm_layers = 0..7``).
         output_tanh: squash the output with ``tanh`` (the reference decoder always does).
+        softplus_beta: 0 for ReLU (DeepSDF); > 0 for ``softplus(beta h) / beta`` (IGR: 100).
     """
 
     def __init__(
@@ -40,6 +51,7 @@ class DeepSDFDecoder(nn.Module):
         dropout: float = 0.2,
         weight_norm: bool = True,
         output_tanh: bool = True,
+        softplus_beta: float = 0.0,
     ) -> None:
         super().__init__()
         hidden = [int(h) for h in hidden]
@@ -55,6 +67,8 @@ class DeepSDFDecoder(nn.Module):
             )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if softplus_beta < 0:
+            raise ValueError(f"softplus_beta must be >= 0 (0: ReLU), got {softplus_beta}")
         self.latent_size = int(latent_size)
         self.latent_in = tuple(latent_in)
         self.dropout = float(dropout)
@@ -76,6 +90,7 @@ class DeepSDFDecoder(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.out = nn.Linear(dims[-1], 1)
         self.output_tanh = bool(output_tanh)
+        self.softplus_beta = float(softplus_beta)
 
     def forward(self, latent: Tensor, xyz: Tensor) -> Tensor:
         """Signed distances at ``xyz`` of the shapes coded by ``latent``.
@@ -101,8 +116,55 @@ class DeepSDFDecoder(nn.Module):
         for k, lin in enumerate(self.layers):
             if k in self.latent_in:
                 h = torch.cat([h, inp], dim=-1)
-            h = torch.relu(lin(h))
+            h = lin(h)
+            if self.softplus_beta > 0:
+                h = nn.functional.softplus(h, beta=self.softplus_beta)
+            else:
+                h = torch.relu(h)
             if self.dropout > 0:
                 h = nn.functional.dropout(h, self.dropout, self.training)
         s = self.out(h).squeeze(-1)  # (...)
         return torch.tanh(s) if self.output_tanh else s
+
+    @torch.no_grad()
+    def geometric_init_(self, radius: float) -> DeepSDFDecoder:
+        """Re-initialise so that ``f(z, x)`` is approximately ``|x| - radius`` for every ``z``.
+
+        SAL's geometric initialisation as in IGR's ``ImplicitNet``: hidden weights from
+        N(0, 2 / fan_out) with zero biases, the output weights from N(sqrt(pi / fan_in),
+        1e-5^2) with bias ``-radius`` (then a wide ReLU network's mean output is ``|input|``
+        minus the radius). IGR divides the re-injected ``[h, z, x]`` by sqrt(2); here the
+        re-injection layer's weights are scaled by 1/sqrt(2) instead (the same function at
+        initialisation, no change to ``forward``). The weights that read the code ``z`` (in
+        the first and every re-injection layer) start at zero, so every code starts at the same
+        sphere whatever its norm (DeepSDF's codes start at norm about 1, IGR's at about 0).
+        With weight normalisation the direction ``v`` is the drawn weight and ``g = |v|``.
+        Returns ``self``.
+        """
+        if radius <= 0:
+            raise ValueError(f"radius must be > 0, got {radius}")
+        in_dim = self.latent_size + 3
+        for k, lin in enumerate(self.layers):
+            out_dim, fan_in = lin.out_features, lin.in_features
+            w = randn(out_dim, fan_in) * math.sqrt(2.0 / out_dim)  # (out, in)
+            if k == 0:
+                w[:, : self.latent_size] = 0.0
+            if k in self.latent_in:  # input [h, z, x]: h first, then the code, then x
+                start = fan_in - in_dim
+                w[:, start : start + self.latent_size] = 0.0
+                w /= math.sqrt(2.0)
+            _set_weight(lin, w)
+            lin.bias.zero_()
+        fan_in = self.out.in_features
+        self.out.weight.copy_(math.sqrt(math.pi / fan_in) + 1e-5 * randn(1, fan_in))
+        self.out.bias.fill_(-float(radius))
+        return self
+
+
+def _set_weight(lin: nn.Module, w: Tensor) -> None:
+    """Make the effective weight of ``lin`` (a plain or weight-normed linear layer) ``w``."""
+    if isinstance(lin, WeightNormLinear):
+        lin.weight_v.copy_(w)
+        lin.weight_g.copy_(w.norm(dim=1, keepdim=True))
+    else:
+        lin.weight.copy_(w)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -128,37 +129,74 @@ def fit_latents(
         sdf = check_sdf_samples(sdf.clone()).detach()  # a normal tensor even in inference mode
         if sdf.ndim != 3:
             raise ValueError(f"sdf must have shape (B, S, 4), got {tuple(sdf.shape)}")
-        device = next(decoder.parameters()).device
         out_dtype = next(decoder.parameters()).dtype
-        if dtype is not None and dtype != out_dtype:
-            decoder = copy.deepcopy(decoder).to(dtype)
-            sdf = sdf.to(dtype)
-        work_dtype = next(decoder.parameters()).dtype
-        b = sdf.shape[0]
+        decoder = decoder_in_dtype(decoder, dtype)
+        device, work_dtype = decoder_device_dtype(decoder)
+        sdf = sdf.to(work_dtype)
         g = torch.Generator().manual_seed(int(seed))
-        z = init_std * randn(b, decoder.latent_size, generator=g, dtype=work_dtype)
-        z = z.to(device).requires_grad_(True)  # (B, L)
-        opt = torch.optim.Adam([z], lr=lr)
-        was_training = decoder.training
-        decoder.eval()
-        drop_at = max(1, iterations // 2)
-        err = torch.zeros(b, device=device, dtype=work_dtype)
-        try:
-            for it in range(iterations):
-                if it == drop_at:
-                    for group in opt.param_groups:
-                        group["lr"] = lr / 10.0
-                batch = torch.stack([_balanced_subset(s, samples, g) for s in sdf.cpu()])
-                batch = batch.to(device)  # (B, N, 4)
-                pred = decoder(z[:, None, :], batch[..., :3])  # (B, N)
-                err = clamped_l1(pred, batch[..., 3], clamp).mean(dim=1)  # (B,)
-                loss = (err + l2_reg * z.pow(2).mean(dim=1)).sum()
-                (grad,) = torch.autograd.grad(loss, [z])
-                z.grad = grad
-                opt.step()
-        finally:
-            decoder.train(was_training)
-    return z.detach().to(out_dtype).clone(), err.detach().to(out_dtype).clone()
+
+        def loss(z: Tensor) -> tuple[Tensor, Tensor]:
+            batch = torch.stack([_balanced_subset(s, samples, g) for s in sdf.cpu()])
+            batch = batch.to(device)  # (B, N, 4)
+            pred = decoder(z[:, None, :], batch[..., :3])  # (B, N)
+            err = clamped_l1(pred, batch[..., 3], clamp).mean(dim=1)  # (B,)
+            return err, err
+
+        z, err = optimise_codes(decoder, len(sdf), loss, iterations, lr, init_std, l2_reg, g)
+    return z.to(out_dtype).clone(), err.to(out_dtype).clone()
+
+
+def decoder_in_dtype(decoder: nn.Module, dtype: torch.dtype | None) -> nn.Module:
+    """``decoder`` itself, or a copy in ``dtype`` when that differs from its own."""
+    if dtype is None or dtype == next(decoder.parameters()).dtype:
+        return decoder
+    return copy.deepcopy(decoder).to(dtype)
+
+
+def decoder_device_dtype(decoder: nn.Module) -> tuple[torch.device, torch.dtype]:
+    p = next(decoder.parameters())
+    return p.device, p.dtype
+
+
+def optimise_codes(
+    decoder: nn.Module,
+    n_shapes: int,
+    loss: Callable[[Tensor], tuple[Tensor, Tensor]],
+    iterations: int,
+    lr: float,
+    init_std: float,
+    l2_reg: float,
+    generator: torch.Generator,
+) -> tuple[Tensor, Tensor]:
+    """The code search of DeepSDF inference, whatever the per-shape loss.
+
+    Codes start from N(0, init_std^2) (drawn from ``generator`` first), Adam at ``lr`` divided
+    by 10 after half the iterations, objective ``sum_b loss_b(z) + l2_reg * mean(z_b^2)`` with
+    gradients w.r.t. the codes only, the decoder in eval mode. ``loss(z)`` maps (B, L) codes to
+    the per-shape loss (B,) and the per-shape error to report (B,). Call with gradients enabled.
+    Returns the codes (B, L) and the last iteration's errors (B,), detached.
+    """
+    device, work_dtype = decoder_device_dtype(decoder)
+    z = init_std * randn(n_shapes, decoder.latent_size, generator=generator, dtype=work_dtype)
+    z = z.to(device).requires_grad_(True)  # (B, L)
+    opt = torch.optim.Adam([z], lr=lr)
+    was_training = decoder.training
+    decoder.eval()
+    drop_at = max(1, iterations // 2)
+    err = torch.zeros(n_shapes, device=device, dtype=work_dtype)
+    try:
+        for it in range(iterations):
+            if it == drop_at:
+                for group in opt.param_groups:
+                    group["lr"] = lr / 10.0
+            per_shape, err = loss(z)
+            total = (per_shape + l2_reg * z.pow(2).mean(dim=1)).sum()
+            (grad,) = torch.autograd.grad(total, [z])
+            z.grad = grad
+            opt.step()
+    finally:
+        decoder.train(was_training)
+    return z.detach(), err.detach()
 
 
 def gaussian_latents(

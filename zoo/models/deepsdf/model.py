@@ -15,6 +15,14 @@ The native shape of this model is a latent code, a (L,) tensor: ``reconstruct`` 
 an unseen shape (decoder frozen), ``sample`` draws them from a Gaussian fitted to the training
 codes, ``to_mesh`` extracts the zero level set by marching cubes.
 
+Training from surface points alone (``model.loss=igr``, :mod:`zoo.models.deepsdf.igr`): the
+clamped L1 on SDF samples is replaced by IGR's loss (Gropp et al., ICML 2020), mean |f| on the
+points plus 0.1 times the eikonal term, with the same code penalty; the model then asks the
+data for form ``points`` (``data_form`` is set per instance), so it trains on point clouds
+without normals (``data=point_arrays``). The decoder decodes unbounded (no ``tanh``) with a
+Softplus activation and starts as a sphere's SDF (geometric initialisation), and an unseen
+shape's code is fitted with the same IGR loss on its points.
+
 Class-conditional sampling (``sample(n, category="chair")``): one Gaussian per training category
 (:class:`zoo.nn.latent_prior.GaussianLatentPrior`), fitted to the codes of that category's
 training shapes (labels: the data's ``info["train_synsets"]``, by training index) when training
@@ -40,6 +48,7 @@ from zoo.models.deepsdf.fitting import (
     gaussian_latents,
     target_sdf_samples,
 )
+from zoo.models.deepsdf.igr import IGRConfig, fit_latents_igr, igr_terms, kth_neighbour_distance
 from zoo.models.registry import register_model
 from zoo.nn.latent_prior import FlowLatentPrior, LatentPrior, build_latent_prior, train_labels
 from zoo.ops.marching_cubes import DEFAULT_BBOX_MAX, DEFAULT_BBOX_MIN
@@ -77,6 +86,17 @@ class DeepSDF(ZooModel):
         points_resolution: marching-cubes grid used by ``to_points``.
         bbox_min, bbox_max: the box of the marching-cubes grid.
         chunk: points per decoder call when evaluating a grid.
+        loss: ``sdf`` (DeepSDF's clamped L1 on SDF samples, data form ``sdf``) or ``igr``
+            (IGR from surface points, data form ``points``; module docstring).
+        igr: options of ``loss=igr``: the :class:`zoo.models.deepsdf.igr.IGRConfig` fields
+            ``eikonal_lambda`` (0.1), ``normals_lambda`` (1.0, used when batches carry
+            ``normals``), ``neighbours`` (50), ``uniform_fraction`` (1/8), and the decoder's
+            ``softplus_beta`` (default 300), ``geometric_init`` (true) with ``init_radius``
+            (0.3). IGR's Softplus has beta 100 for shapes about 1 across (D-FAUST, metres) in a
+            +-1.8 box; the zoo's shapes are about 3 times smaller (bounding-box diagonal 1), so
+            the same smoothness relative to the shape is beta 300, and a sphere of radius 0.3
+            sits inside the shapes' +-0.5 extent as IGR's radius 1 does in theirs. Under
+            ``igr`` the decoder never applies ``tanh`` (an SDF with |grad f| = 1 is unbounded).
     """
 
     kind = "sdf"
@@ -111,6 +131,8 @@ class DeepSDF(ZooModel):
         bbox_min: Sequence[float] = DEFAULT_BBOX_MIN,
         bbox_max: Sequence[float] = DEFAULT_BBOX_MAX,
         chunk: int = 65536,
+        loss: str = "sdf",
+        igr: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -146,11 +168,34 @@ class DeepSDF(ZooModel):
         self.prior_shrinkage = float(prior_shrinkage)
         self.latent_prior = str(latent_prior)
         self.prior_flow = dict(prior_flow or {})
+        if loss not in ("sdf", "igr"):
+            raise ValueError(f"loss must be 'sdf' or 'igr', got {loss!r}")
+        self.loss_type = loss
+        # The batches this instance trains on follow the loss (the class default is "sdf").
+        self.data_form = "points" if loss == "igr" else "sdf"
+        self.igr_cfg: IGRConfig | None = self._setup_igr(dict(igr or {})) if loss == "igr" else None
         self.register_module("codes", None)  # built in configure_from_data
         # One prior per training category; rebuilt for the data's categories.
         self.category_prior = self._build_prior([], None)
         self._train_labels: list[str] | None = None
         self._mesh_cache: tuple[Tensor, tuple, trimesh.Trimesh] | None = None
+
+    def _setup_igr(self, opts: dict[str, Any]) -> IGRConfig:
+        """IGR's loss settings from ``opts``; sets the decoder up for IGR (module docstring)."""
+        beta = float(opts.pop("softplus_beta", 300.0))
+        geometric = bool(opts.pop("geometric_init", True))
+        radius = float(opts.pop("init_radius", 0.3))
+        try:
+            cfg = IGRConfig(**opts, bbox_min=self.bbox_min, bbox_max=self.bbox_max)
+        except TypeError as e:
+            raise ValueError(f"deepsdf: unknown model.igr option ({e})") from None
+        if beta < 0:
+            raise ValueError(f"igr.softplus_beta must be >= 0 (0: ReLU), got {beta}")
+        self.decoder.output_tanh = False
+        self.decoder.softplus_beta = beta
+        if geometric:
+            self.decoder.geometric_init_(radius)
+        return cfg
 
     # ----------------------------------------------------------------- data-dependent parts
     def configure_from_data(self, info: dict[str, Any]) -> None:
@@ -203,32 +248,68 @@ class DeepSDF(ZooModel):
         with torch.no_grad():
             return codes(idx).detach().clone()  # lookup applies max_norm like training
 
-    def sdf_loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Clamped L1 and code penalty of a training batch ``{"sdf": (B,S,4), "idx": (B,)}``."""
+    def _batch_codes(self, batch: dict[str, Tensor], n_shapes: int) -> Tensor:
+        """The (B, L) codes of the training shapes ``batch["idx"]`` (B,), checked."""
         codes = self._require_codes()
-        sdf = check_sdf_samples(batch["sdf"], "batch['sdf']")
-        if sdf.ndim != 3:
-            raise ValueError(f"batch['sdf'] must have shape (B, S, 4), got {tuple(sdf.shape)}")
         idx = batch["idx"].long().reshape(-1)
-        if len(idx) != len(sdf):
-            raise ValueError(f"batch['idx'] has {len(idx)} entries for {len(sdf)} shapes")
+        if len(idx) != n_shapes:
+            raise ValueError(f"batch['idx'] has {len(idx)} entries for {n_shapes} shapes")
         if idx.min() < 0 or idx.max() >= codes.num_embeddings:
             raise ValueError(
                 f"batch['idx'] out of range [0, {codes.num_embeddings}): {idx.tolist()}"
             )
-        if self.train_samples is not None and self.train_samples < sdf.shape[1]:
-            keep = torch.randperm(sdf.shape[1], device=sdf.device)[: self.train_samples]
-            sdf = sdf[:, keep]  # (B, S', 4); batches are half pos / half neg, so is the subset
-        z = codes(idx)  # (B, L)
-        pred = self.decoder(z[:, None, :], sdf[..., :3])  # (B, S)
-        l1 = clamped_l1(pred, sdf[..., 3], self.clamp).mean()
+        return codes(idx)
+
+    def _code_reg(self, z: Tensor) -> Tensor:
+        """``lambda * mean_i |z_i|``, lambda ramped up over ``code_reg_warmup_epochs``."""
         warm = 1.0
         if self.code_reg_warmup_epochs > 0:
             warm = min(1.0, (self.current_epoch + 1) / self.code_reg_warmup_epochs)
-        reg = self.code_reg_lambda * warm * z.norm(dim=-1).mean()
+        return self.code_reg_lambda * warm * z.norm(dim=-1).mean()
+
+    def sdf_loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Clamped L1 and code penalty of a training batch ``{"sdf": (B,S,4), "idx": (B,)}``."""
+        sdf = check_sdf_samples(batch["sdf"], "batch['sdf']")
+        if sdf.ndim != 3:
+            raise ValueError(f"batch['sdf'] must have shape (B, S, 4), got {tuple(sdf.shape)}")
+        z = self._batch_codes(batch, len(sdf))  # (B, L)
+        if self.train_samples is not None and self.train_samples < sdf.shape[1]:
+            keep = torch.randperm(sdf.shape[1], device=sdf.device)[: self.train_samples]
+            sdf = sdf[:, keep]  # (B, S', 4); batches are half pos / half neg, so is the subset
+        pred = self.decoder(z[:, None, :], sdf[..., :3])  # (B, S)
+        l1 = clamped_l1(pred, sdf[..., 3], self.clamp).mean()
+        reg = self._code_reg(z)
         return {"loss": l1 + reg, "l1": l1, "code_reg": reg}
 
+    def igr_loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """IGR loss and code penalty of a batch ``{"points": (B, N, 3), "idx": (B,)}`` (plus
+        ``"normals"`` (B, N, 3) if the data has them): ``loss``, ``surface``, ``eikonal``,
+        ``normals`` (batch means) and ``code_reg``."""
+        cfg = self._require_igr()
+        pts = batch["points"]
+        if pts.ndim != 3 or pts.shape[-1] != 3 or not torch.isfinite(pts).all():
+            raise ValueError(
+                f"batch['points'] must be finite with shape (B, N, 3), got {tuple(pts.shape)}"
+            )
+        pts = pts.float()
+        z = self._batch_codes(batch, len(pts))  # (B, L)
+        sigma = kth_neighbour_distance(pts, cfg.neighbours)  # (B, N)
+        normals = batch.get("normals")
+        terms = igr_terms(self.decoder, z, pts, sigma, cfg, normals)
+        reg = self._code_reg(z)
+        out = {k: v.mean() for k, v in terms.items()}
+        out["code_reg"] = reg
+        out["loss"] = out["loss"] + reg
+        return out
+
+    def _require_igr(self) -> IGRConfig:
+        if self.igr_cfg is None:
+            raise RuntimeError("deepsdf: the IGR loss needs model.loss=igr")
+        return self.igr_cfg
+
     def _shared_step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
+        if self.loss_type == "igr":
+            return self._igr_step(batch, stage)
         if stage == "train":
             out = self.sdf_loss(batch)
             self.log("train/loss", out["loss"], prog_bar=True, batch_size=len(batch["sdf"]))
@@ -249,6 +330,30 @@ class DeepSDF(ZooModel):
         self.log(f"{stage}/sdf_l1", err.mean(), prog_bar=True, batch_size=len(err))
         return err.mean()
 
+    def _igr_step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
+        b = len(batch["points"])
+        if stage == "train":
+            out = self.igr_loss(batch)
+            self.log("train/loss", out["loss"], prog_bar=True, batch_size=b)
+            self.log("train/igr_surface", out["surface"], batch_size=b)
+            self.log("train/igr_eikonal", out["eikonal"], batch_size=b)
+            return out["loss"]
+        # Held-out shapes: fit a code to their points (decoder frozen); report mean |f| there.
+        pts = batch["points"]
+        _, surface = fit_latents_igr(
+            self.decoder,
+            pts,
+            self._require_igr(),
+            normals=batch.get("normals"),
+            iterations=self.val_iterations,
+            samples=min(self.val_samples, pts.shape[1]),
+            lr=self.recon["lr"],
+            init_std=self.recon["init_std"],
+            l2_reg=self.recon["l2_reg"],
+        )
+        self.log(f"{stage}/igr_surface", surface.mean(), prog_bar=True, batch_size=b)
+        return surface.mean()
+
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         return self._shared_step(batch, "train")
 
@@ -257,12 +362,36 @@ class DeepSDF(ZooModel):
 
     # ----------------------------------------------------------------------- Representation
     def reconstruct(self, target: ShapeTarget, seed: int = 0) -> Tensor:
-        """Infer the code of an unseen shape from its SDF samples (or mesh / points)."""
+        """Infer the code of an unseen shape from its SDF samples (or mesh / points); under
+        ``loss=igr`` from its surface points (or points sampled on its mesh) with the IGR loss,
+        or from its SDF samples when it has nothing else."""
+        if self.igr_cfg is not None and (target.points is not None or target.mesh is not None):
+            return self._reconstruct_igr(target, seed)
         sdf = target_sdf_samples(target, self.recon_target_samples, seed=seed)  # (S, 4)
         z, _ = fit_latents(
             self.decoder,
             sdf[None].to(self.device_),
             clamp=self.clamp,
+            seed=seed,
+            dtype=torch.float64,  # the same code on every CPU (see fit_latents)
+            **self.recon,
+        )
+        return z[0]
+
+    def _reconstruct_igr(self, target: ShapeTarget, seed: int) -> Tensor:
+        """The code fitted with the IGR loss to the target's points (+ normals), else to
+        ``recon_target_samples`` points sampled on its mesh (with their face normals)."""
+        from zoo.ops.surface import sample_surface
+
+        points, normals = target.points, target.normals
+        if points is None:
+            assert target.mesh is not None
+            points, normals = sample_surface(target.mesh, self.recon_target_samples, seed=seed)
+        z, _ = fit_latents_igr(
+            self.decoder,
+            points[None].to(self.device_),
+            self._require_igr(),
+            normals=None if normals is None else normals[None].to(self.device_),
             seed=seed,
             dtype=torch.float64,  # the same code on every CPU (see fit_latents)
             **self.recon,
