@@ -30,10 +30,10 @@ pytestmark = pytest.mark.slow
 MAX_STEPS = 40
 
 
-@pytest.mark.parametrize("model", ["tiny_points", "nerf"])
-def test_sigkill_then_resume_ends_at_max_steps(model, synth_root, tmp_path):
-    run_dir, record = tmp_path / "run", tmp_path / "first_steps.txt"
-    extra = [
+def _throttled(record) -> list[str]:
+    """Overrides of a 40-step run checkpointed every 10 steps, slowed to 0.1 s a step, that
+    records the step of each process's first batch in ``record``."""
+    return [
         f"trainer.max_steps={MAX_STEPS}",
         "callbacks.checkpoint.every_n_train_steps=10",
         "logger=none",
@@ -41,19 +41,31 @@ def test_sigkill_then_resume_ends_at_max_steps(model, synth_root, tmp_path):
         "+callbacks.throttle.seconds=0.1",
         f"+callbacks.throttle.record={record}",
     ]
-    make_args = tiny_args if model == "tiny_points" else nerf_args
-    args = make_args(synth_root, run_dir, *extra)
-    last = run_dir / "checkpoints" / "last.ckpt"
 
-    with open(tmp_path / "killed.out", "w") as out, open(tmp_path / "killed.err", "w") as err:
+
+def _stop_after_first_checkpoint(args, last, logs, kill: bool) -> subprocess.Popen:
+    """Start ``zoo.train`` with ``args`` and, once ``last`` exists, send SIGKILL (``kill``:
+    no handler, no cleanup) or SIGTERM; stdout / stderr go to ``logs``.out / .err."""
+    out_path, err_path = logs.with_suffix(".out"), logs.with_suffix(".err")
+    with open(out_path, "w") as out, open(err_path, "w") as err:
         proc = subprocess.Popen(
             command("zoo.train", *args), cwd=REPO, env=cli_env(), stdout=out, stderr=err
         )
         try:
             wait_for(last, proc)
         finally:
-            proc.kill()  # SIGKILL: no handler, no cleanup
+            proc.kill() if kill else proc.terminate()
             proc.wait()
+    return proc
+
+
+@pytest.mark.parametrize("model", ["tiny_points", "nerf"])
+def test_sigkill_then_resume_ends_at_max_steps(model, synth_root, tmp_path):
+    run_dir, record = tmp_path / "run", tmp_path / "first_steps.txt"
+    make_args = tiny_args if model == "tiny_points" else nerf_args
+    args = make_args(synth_root, run_dir, *_throttled(record))
+    last = run_dir / "checkpoints" / "last.ckpt"
+    proc = _stop_after_first_checkpoint(args, last, tmp_path / "killed", kill=True)
     assert proc.returncode == -9  # killed, not finished
     killed_at = ckpt_step(last)
     assert 10 <= killed_at < MAX_STEPS
@@ -95,25 +107,9 @@ def test_sigterm_says_the_run_stopped_keeps_its_state_and_resumes(synth_root, tm
     checkpoint, exit status 143 (not 0, which reads as finished), no evaluation; resume=true
     continues from that step to max_steps."""
     run_dir, record = tmp_path / "run", tmp_path / "first_steps.txt"
-    extra = [
-        f"trainer.max_steps={MAX_STEPS}",
-        "callbacks.checkpoint.every_n_train_steps=10",
-        "logger=none",
-        "+callbacks.throttle._target_=tests.reliability.clirun.Throttle",
-        "+callbacks.throttle.seconds=0.1",
-        f"+callbacks.throttle.record={record}",
-    ]
-    args = tiny_args(synth_root, run_dir, *extra)
+    args = tiny_args(synth_root, run_dir, *_throttled(record))
     last = run_dir / "checkpoints" / "last.ckpt"
-    with open(tmp_path / "term.out", "w") as out, open(tmp_path / "term.err", "w") as err:
-        proc = subprocess.Popen(
-            command("zoo.train", *args), cwd=REPO, env=cli_env(), stdout=out, stderr=err
-        )
-        try:
-            wait_for(last, proc)
-        finally:
-            proc.terminate()  # SIGTERM
-            proc.wait()
+    proc = _stop_after_first_checkpoint(args, last, tmp_path / "term", kill=False)
     stderr = (tmp_path / "term.err").read_text()
     assert proc.returncode == 143, stderr
     lines = [ln for ln in stderr.splitlines() if ln.startswith("error: ")]

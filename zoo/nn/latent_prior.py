@@ -59,12 +59,13 @@ def draw_gaussian(
 class LatentPrior(nn.Module, abc.ABC):
     """A distribution over latent codes, one per category label.
 
-    ``labels`` are the data's category ids (ShapeNet synsets) in a fixed order; ``names`` their
-    readable names (``"chair"``); a category is given by either.
+    ``dim`` is the code size; ``labels`` are the data's category ids (ShapeNet synsets) in a
+    fixed order; ``names`` their readable names (``"chair"``); a category is given by either.
     """
 
-    def __init__(self, labels: Sequence[str], names: Sequence[str] | None = None) -> None:
+    def __init__(self, dim: int, labels: Sequence[str], names: Sequence[str] | None = None) -> None:
         super().__init__()
+        self.dim = int(dim)
         self.labels = [str(x) for x in labels]
         self.names = [str(x) for x in names] if names is not None else list(self.labels)
         if len(self.names) != len(self.labels) or len(set(self.labels)) != len(self.labels):
@@ -80,6 +81,19 @@ class LatentPrior(nn.Module, abc.ABC):
             return lowered.index(c.lower())
         known = ", ".join(f"{n} ({lab})" for n, lab in zip(self.names, self.labels, strict=True))
         raise ValueError(f"unknown category {category!r}; known: {known or 'none'}")
+
+    def rows_by_category(self, codes: Tensor, labels: Sequence[str]) -> list[list[int]]:
+        """For each of the prior's categories, the rows of codes (N, D) labelled with it;
+        ``ValueError`` for a shape mismatch or a label the prior does not know."""
+        if codes.ndim != 2 or codes.shape[1] != self.dim or len(codes) != len(labels):
+            raise ValueError(
+                f"need codes (N, {self.dim}) and N labels, got {tuple(codes.shape)} and "
+                f"{len(labels)} labels"
+            )
+        unknown = sorted(set(labels) - set(self.labels))
+        if unknown:
+            raise ValueError(f"labels {unknown} are not among the prior's {self.labels}")
+        return [[i for i, x in enumerate(labels) if x == label] for label in self.labels]
 
     @abc.abstractmethod
     def fit(self, codes: Tensor, labels: Sequence[str]) -> None:
@@ -110,8 +124,8 @@ class GaussianLatentPrior(LatentPrior):
         names: Sequence[str] | None = None,
         shrinkage: float = 1e-3,
     ) -> None:
-        super().__init__(labels, names)
-        self.dim, self.shrinkage = int(dim), float(shrinkage)
+        super().__init__(dim, labels, names)
+        self.shrinkage = float(shrinkage)
         c = len(self.labels)
         self.register_buffer("mean", torch.zeros(c, self.dim))
         self.register_buffer("tril", torch.eye(self.dim).expand(c, -1, -1).clone())
@@ -119,16 +133,7 @@ class GaussianLatentPrior(LatentPrior):
 
     @torch.no_grad()
     def fit(self, codes: Tensor, labels: Sequence[str]) -> None:
-        if codes.ndim != 2 or codes.shape[1] != self.dim or len(codes) != len(labels):
-            raise ValueError(
-                f"need codes (N, {self.dim}) and N labels, got {tuple(codes.shape)} and "
-                f"{len(labels)} labels"
-            )
-        unknown = sorted(set(labels) - set(self.labels))
-        if unknown:
-            raise ValueError(f"labels {unknown} are not among the prior's {self.labels}")
-        for k, label in enumerate(self.labels):
-            rows = [i for i, x in enumerate(labels) if x == label]
+        for k, rows in enumerate(self.rows_by_category(codes, labels)):
             if not rows:
                 self.ready[k] = False
                 continue
@@ -194,12 +199,11 @@ class FlowLatentPrior(LatentPrior):
         temperature: float = 1.0,
         seed: int = 0,
     ) -> None:
-        super().__init__(labels, names)
+        super().__init__(dim, labels, names)
         if fit_steps < 1 or temperature <= 0:
             raise ValueError(
                 f"need fit_steps >= 1 and temperature > 0, got {fit_steps}, {temperature}"
             )
-        self.dim = int(dim)
         self.fit_steps, self.lr, self.weight_decay = int(fit_steps), float(lr), float(weight_decay)
         self.temperature, self.seed = float(temperature), int(seed)
         c = len(self.labels)
@@ -215,17 +219,9 @@ class FlowLatentPrior(LatentPrior):
         self.last_nll: dict[str, float] = {}  # per category: mean NLL per dim at the fit's end
 
     def fit(self, codes: Tensor, labels: Sequence[str]) -> None:
-        if codes.ndim != 2 or codes.shape[1] != self.dim or len(codes) != len(labels):
-            raise ValueError(
-                f"need codes (N, {self.dim}) and N labels, got {tuple(codes.shape)} and "
-                f"{len(labels)} labels"
-            )
-        unknown = sorted(set(labels) - set(self.labels))
-        if unknown:
-            raise ValueError(f"labels {unknown} are not among the prior's {self.labels}")
+        per_category = self.rows_by_category(codes, labels)
         codes = codes.detach().float()
-        for k, label in enumerate(self.labels):
-            rows = [i for i, x in enumerate(labels) if x == label]
+        for k, (label, rows) in enumerate(zip(self.labels, per_category, strict=True)):
             self.count[k] = len(rows)
             if not rows:
                 self.ready[k] = False
