@@ -40,7 +40,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
-from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from zoo.callbacks import FinalCheckpoint, NonFiniteLossError
@@ -240,6 +240,26 @@ def _with_model_strategy(trainer_cfg: DictConfig, model: Any) -> DictConfig:
     return out
 
 
+def keep_csv_logs(loggers: list[Any]) -> list[Path]:
+    """Before a resumed run logs: each CSV logger's existing ``metrics.csv`` moved aside to
+    ``metrics.<n>.csv`` (n = 1, 2, ... one per earlier segment of the run). Lightning's CSV
+    writer deletes the file it finds in its folder, so a resumed run would otherwise lose the
+    log of everything before the resume. Returns the kept files."""
+    kept = []
+    for lg in loggers:
+        if not isinstance(lg, CSVLogger):
+            continue
+        current = Path(lg.log_dir) / "metrics.csv"
+        if current.is_file():
+            n = 1
+            while (target := current.with_name(f"metrics.{n}.csv")).exists():
+                n += 1
+            current.rename(target)
+            log.info("resume: the CSV log so far is kept as %s", target)
+            kept.append(target)
+    return kept
+
+
 class Preempted(Exception):
     """Training stopped by SIGTERM (what a scheduler sends on preemption) before its end."""
 
@@ -283,6 +303,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     }
 
     loggers = _instantiate_group(cfg.get("logger"), "logger")
+    if resume_from is not None:
+        keep_csv_logs(loggers)
     callbacks = _instantiate_group(cfg.get("callbacks"), "callbacks")
     if not loggers:  # nothing to log learning rates to (LearningRateMonitor would refuse)
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]

@@ -123,3 +123,26 @@ def test_sigterm_says_the_run_stopped_keeps_its_state_and_resumes(synth_root, tm
     assert f"resuming from {last}" in resumed.stdout
     assert ckpt_step(last) == MAX_STEPS
     assert record.read_text().split() == ["0", str(stopped_at)]
+
+
+def test_a_resumed_run_keeps_the_csv_log_it_had(tmp_path):
+    """Lightning's CSV writer deletes the metrics.csv it finds; zoo.train moves it aside first
+    (metrics.1.csv, metrics.2.csv, ... one per earlier segment of the run)."""
+    from pytorch_lightning.loggers import CSVLogger
+
+    from zoo.train import keep_csv_logs
+
+    def segment(step: int) -> list:
+        lg = CSVLogger(save_dir=str(tmp_path), name="csv", version="")
+        kept = keep_csv_logs([lg])
+        lg.log_metrics({"train/loss": float(step)}, step=step)
+        lg.save()
+        return kept
+
+    assert segment(10) == []
+    first = (tmp_path / "csv" / "metrics.csv").read_text()
+    assert segment(20) == [tmp_path / "csv" / "metrics.1.csv"]
+    assert segment(30) == [tmp_path / "csv" / "metrics.2.csv"]
+    assert (tmp_path / "csv" / "metrics.1.csv").read_text() == first
+    assert "30" in (tmp_path / "csv" / "metrics.csv").read_text()
+    assert "20" in (tmp_path / "csv" / "metrics.2.csv").read_text()
