@@ -464,15 +464,26 @@ def train_clouds(datamodule: Any, synsets: list[str], cfg: EvalConfig) -> Tensor
     """The memorising baseline's samples (S, n_points, 3): of each category as many training
     shapes as there are references of it (``synsets``; all of them where the train split has
     fewer), the first ones in split order, subsampled like the references."""
+    targets = _train_copy_targets(datamodule, synsets, points_only=True)
+    clouds = [_subsample(t.points.float().cpu(), cfg.n_points) for t in targets]
+    return torch.stack(clouds) if clouds else torch.zeros(0, cfg.n_points, 3)
+
+
+def _train_copy_targets(
+    datamodule: Any, synsets: list[str], points_only: bool
+) -> list[ShapeTarget]:
+    """The training shapes of the memorising baseline: of each category as many as there are
+    references of it (``synsets``; all of them where the train split has fewer), the first
+    ones in split order."""
     want = Counter(synsets)
     got: Counter[str] = Counter()
-    clouds = []
-    for t in datamodule.eval_shapes("train", points_only=True):
+    chosen = []
+    for t in datamodule.eval_shapes("train", points_only=points_only):
         synset = str(t.extra.get("synset"))
         if got[synset] < want[synset]:
             got[synset] += 1
-            clouds.append(_subsample(t.points.float().cpu(), cfg.n_points))
-    return torch.stack(clouds) if clouds else torch.zeros(0, cfg.n_points, 3)
+            chosen.append(t)
+    return chosen
 
 
 def ceiling_train_clouds(
@@ -485,17 +496,11 @@ def ceiling_train_clouds(
     memorised the training set perfectly, *in this representation*, scores: the
     representation's limit on the generation metrics. Empty (0, n_points, 3) when the model
     declares no ceiling or the targets have no mesh."""
-    want = Counter(synsets)
-    got: Counter[str] = Counter()
     clouds = []
-    for t in datamodule.eval_shapes("train"):
-        synset = str(t.extra.get("synset"))
-        if got[synset] >= want[synset]:
-            continue
+    for t in _train_copy_targets(datamodule, synsets, points_only=False):
         ceiling = model.ceiling(t, cfg.n_points, cfg.mesh_resolution)
         if ceiling is None:
             return torch.zeros(0, cfg.n_points, 3)
-        got[synset] += 1
         clouds.append(_subsample(ceiling[1].float().cpu(), cfg.n_points))
     return torch.stack(clouds) if clouds else torch.zeros(0, cfg.n_points, 3)
 

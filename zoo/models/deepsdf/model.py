@@ -402,8 +402,8 @@ class DeepSDF(ZooModel):
         """n codes from the Gaussian fitted to all training codes (``latent_prior=flow``: from
         the per-category flows, each sample's category drawn with its training frequency), or
         with ``category`` (a name or synset id) from that category's prior."""
-        if category is None and self.latent_prior != "gaussian":
-            return self._sample_mixture(n, seed)
+        if category is None and isinstance(self.category_prior, FlowLatentPrior):
+            return self._sample_mixture(self.category_prior, n, seed)
         if category is None:
             codes = self.train_latent(torch.arange(self._require_codes().num_embeddings))
             z = gaussian_latents(codes, n, self.latent_covariance, seed=seed)
@@ -414,19 +414,16 @@ class DeepSDF(ZooModel):
         g = None if seed is None else torch.Generator().manual_seed(int(seed))
         return [zi for zi in self.category_prior.sample(n, category, generator=g)]
 
-    def _sample_mixture(self, n: int, seed: int | None) -> list[Tensor]:
+    def _sample_mixture(self, prior: FlowLatentPrior, n: int, seed: int | None) -> list[Tensor]:
         """n codes of the per-category flows, each sample's category drawn with its share of
         the training codes."""
-        prior = self.category_prior
-        if not isinstance(prior, FlowLatentPrior):
-            raise TypeError(f"deepsdf: latent_prior={self.latent_prior!r} has no mixture")
         if not bool(prior.ready.any()):
             self.fit_category_prior()
         g = None if seed is None else torch.Generator().manual_seed(int(seed))
         return [zi for zi in prior.sample_mixture(n, generator=g)]
 
     def fit_category_prior(self) -> None:
-        """Fit the per-category Gaussians to the training codes and their categories."""
+        """Fit the per-category priors to the training codes and their categories."""
         if self._train_labels is None:
             raise ValueError("deepsdf: the data info names no category per training shape")
         codes = self.train_latent(torch.arange(self._require_codes().num_embeddings))
