@@ -44,6 +44,8 @@ from typing import Any  # noqa: E402
 
 import torch  # noqa: E402
 
+from zoo.metrics import mse_to_psnr  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO / ".." / "shared" / "data" / "real" / "nerf" / "tiny_lego_100px_derived.npz"
 # Overrides a run label implies (on top of its model's CPU default).
@@ -98,7 +100,7 @@ def heldout_psnr(model: Any, cameras: Any, images: torch.Tensor) -> float:
     """Mean over views of the per-view PSNR."""
     pred = model.render_maps(model, cameras)["rgb"].clamp(0, 1)
     mse = ((pred - images) ** 2).flatten(1).mean(dim=1)
-    return float((-10.0 * torch.log10(mse.clamp_min(1e-10))).mean())
+    return float(mse_to_psnr(mse).mean())
 
 
 def eval_times(budget: float) -> list[float]:

@@ -10,7 +10,8 @@ import torch
 import trimesh
 from torch import Tensor, nn
 
-from zoo.models.nerf import NeRF, NeRFField, exponential_decay, mse_to_psnr
+from zoo.metrics import mse_to_psnr
+from zoo.models.nerf import NeRF, NeRFField, exponential_decay
 from zoo.nn.mlp import MLP
 from zoo.ops.occupancy import OccupancyGrid
 from zoo.ops.raycast import render_mesh

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from zoo.models.nerf import mse_to_psnr
+from zoo.metrics import mse_to_psnr
 from zoo.models.ngp import HashField, InstantNGP, OccupancyGrid
 from zoo.nn.encodings import HashEncoding
 from zoo.representation import ShapeTarget

@@ -20,7 +20,7 @@ from zoo.metrics.chamfer import chamfer_distance
 from zoo.metrics.emd import earth_movers_distance
 from zoo.metrics.f_score import f_score
 from zoo.metrics.generative import generative_metrics, mmd_cov, one_nn_accuracy
-from zoo.metrics.image import psnr, ssim
+from zoo.metrics.image import mse_to_psnr, psnr, ssim
 from zoo.metrics.jsd import jsd
 from zoo.metrics.knn import nearest_neighbors, nearest_neighbors_naive
 from zoo.metrics.normal_consistency import normal_consistency
@@ -36,6 +36,7 @@ __all__ = [
     "mmd_cov",
     "nearest_neighbors",
     "nearest_neighbors_naive",
+    "mse_to_psnr",
     "normal_consistency",
     "one_nn_accuracy",
     "pairwise_distances",

@@ -22,6 +22,13 @@ def _image_pair(pred: object, target: object) -> tuple[Tensor, Tensor, bool]:
     return p, t, batched
 
 
+def mse_to_psnr(mse: Tensor, floor: float = 1e-10) -> Tensor:
+    """PSNR in dB of images in [0, 1] from their mean squared error: ``-10 log10(mse)``, the
+    MSE clamped below at ``floor`` (1e-10: at most 100 dB, so a perfect fit stays finite in
+    training logs and averages; 0 gives ``+inf`` for identical images)."""
+    return -10.0 * torch.log10(mse.clamp_min(floor))
+
+
 def psnr(pred: Tensor, target: Tensor) -> Tensor:
     """Peak signal-to-noise ratio in dB for images with values in [0, 1] (data range 1)::
 
@@ -38,7 +45,7 @@ def psnr(pred: Tensor, target: Tensor) -> Tensor:
     """
     p, t, batched = _image_pair(pred, target)
     mse = (p - t).square().flatten(1).mean(-1)  # (B,)
-    return unbatch(-10.0 * torch.log10(mse), batched)
+    return unbatch(mse_to_psnr(mse, floor=0.0), batched)
 
 
 def gaussian_window(

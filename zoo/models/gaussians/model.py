@@ -28,7 +28,7 @@ import trimesh
 from torch import Tensor, nn
 
 from zoo.data.io import DataError
-from zoo.metrics import ssim
+from zoo.metrics import mse_to_psnr, ssim
 from zoo.models.base import ZooModel
 from zoo.models.gaussians.ply import SplatArrays, read_splat_ply, write_splat_ply
 from zoo.models.gaussians.strategy import DensityControl
@@ -44,10 +44,6 @@ SH_C0 = 0.28209479177387814  # Y_00; reference RGB2SH: (rgb - 0.5) / C0
 
 def _logit(p: float) -> float:
     return math.log(p / (1 - p))
-
-
-def mse_to_psnr(mse: Tensor) -> Tensor:
-    return -10.0 * torch.log10(mse.clamp_min(1e-10))
 
 
 @register_model("gaussians")

@@ -2,6 +2,6 @@
 
 from zoo.models.nerf.field import NeRFField
 from zoo.models.nerf.model import NeRF
-from zoo.models.nerf.radiance import RadianceFieldModel, exponential_decay, mse_to_psnr
+from zoo.models.nerf.radiance import RadianceFieldModel, exponential_decay
 
-__all__ = ["NeRF", "NeRFField", "RadianceFieldModel", "exponential_decay", "mse_to_psnr"]
+__all__ = ["NeRF", "NeRFField", "RadianceFieldModel", "exponential_decay"]

@@ -21,17 +21,13 @@ import torch
 import trimesh
 from torch import Tensor
 
+from zoo.metrics import mse_to_psnr
 from zoo.models.base import ZooModel
 from zoo.ops.marching_cubes import evaluate_grid, marching_cubes
 from zoo.ops.rays import generate_radii, generate_rays, pixel_radii, rays_for_pixels
 from zoo.ops.scene_space import ndc_rays
 from zoo.representation import ShapeTarget
 from zoo.structures.cameras import Cameras
-
-
-def mse_to_psnr(mse: Tensor) -> Tensor:
-    """PSNR in dB of images in [0, 1]: ``-10 log10(mse)``."""
-    return -10.0 * torch.log10(mse.clamp_min(1e-10))
 
 
 def exponential_decay(
@@ -405,4 +401,4 @@ class RadianceFieldModel(ZooModel):
         return history
 
 
-__all__ = ["RadianceFieldModel", "exponential_decay", "mse_to_psnr"]
+__all__ = ["RadianceFieldModel", "exponential_decay"]
