@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -14,6 +13,7 @@ import torch
 from omegaconf import DictConfig
 
 from zoo.checkpoint import CheckpointError, load_model
+from zoo.data.io import atomic_write_json
 from zoo.pretrained import PretrainedError, load_pretrained
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -83,12 +83,8 @@ def load_source(cfg: DictConfig, command: str, device: torch.device) -> tuple[An
 
 
 def write_json(path: str | Path, obj: Any) -> None:
-    """Write JSON atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    """Write JSON atomically (temp file + rename; keys sorted, indent 2)."""
+    atomic_write_json(path, obj)
 
 
 def fail(message: str, code: int = 2) -> None:

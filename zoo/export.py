@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,23 +12,16 @@ import torch
 import trimesh
 from torch import Tensor
 
+from zoo.data.io import atomic_write_via_path
 from zoo.ops.point_render import render_points
 from zoo.representation import Representation
 from zoo.structures.cameras import Cameras, look_at
 
 
-def _atomic(path: Path, write: Any) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    write(tmp)
-    os.replace(tmp, path)
-    return path
-
-
 def export_mesh(mesh: trimesh.Trimesh, path: str | Path) -> Path:
     """Mesh as OBJ / PLY / GLB / STL / OFF (by suffix)."""
     path = Path(path)
-    return _atomic(path, lambda p: mesh.export(p, file_type=path.suffix[1:]))
+    return atomic_write_via_path(path, lambda p: mesh.export(p, file_type=path.suffix[1:]))
 
 
 def export_points(points: Tensor | np.ndarray, path: str | Path) -> Path:
@@ -37,7 +29,7 @@ def export_points(points: Tensor | np.ndarray, path: str | Path) -> Path:
     pts = torch.as_tensor(points).detach().cpu().numpy().reshape(-1, 3)
     cloud = trimesh.PointCloud(pts)
     path = Path(path)
-    return _atomic(path, lambda p: cloud.export(p, file_type="ply"))
+    return atomic_write_via_path(path, lambda p: cloud.export(p, file_type="ply"))
 
 
 def export_image(image: Tensor | np.ndarray, path: str | Path) -> Path:
@@ -46,7 +38,9 @@ def export_image(image: Tensor | np.ndarray, path: str | Path) -> Path:
 
     arr = torch.as_tensor(image).detach().cpu().clamp(0, 1).numpy()
     path = Path(path)
-    return _atomic(path, lambda p: iio.imwrite(p, (arr * 255).round().astype(np.uint8)))
+    return atomic_write_via_path(
+        path, lambda p: iio.imwrite(p, (arr * 255).round().astype(np.uint8))
+    )
 
 
 def orbit_cameras(
@@ -100,7 +94,7 @@ def export_turntable(
     video = (torch.cat(frames).numpy() * 255).round().astype(np.uint8)
     path = Path(path)
     kwargs = {"duration": 1000 / fps, "loop": 0} if path.suffix == ".gif" else {"fps": fps}
-    return _atomic(path, lambda p: iio.imwrite(p, video, **kwargs))
+    return atomic_write_via_path(path, lambda p: iio.imwrite(p, video, **kwargs))
 
 
 def image_grid(images: Sequence[Tensor], cols: int) -> Tensor:

@@ -22,9 +22,7 @@ import argparse
 import hashlib
 import json
 import math
-import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,7 @@ import torch
 import yaml
 
 from zoo.checkpoint import CheckpointError, build_model
+from zoo.data.io import atomic_write_text, atomic_write_via_path
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 REGISTRY_FILE = WEIGHTS_DIR / "registry.yaml"
@@ -174,17 +173,8 @@ def write_weights(
         .clone()
         for k, v in model.state_dict().items()
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata={"format": FORMAT, "zoo": json.dumps(meta)})
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shipped file from other users
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    metadata = {"format": FORMAT, "zoo": json.dumps(meta)}
+    return atomic_write_via_path(path, lambda tmp: save_file(state, tmp, metadata=metadata))
 
 
 def load_weights(
@@ -308,9 +298,7 @@ def _yaml_dump(entries: dict[str, PretrainedEntry], path: Path) -> None:
         "# Pretrained zoo weights (see zoo/pretrained.py). Written by\n"
         "# `python -m zoo.pretrained export ...`; `file` is relative to this folder.\n"
     )
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(header + body)
-    os.replace(tmp, path)
+    atomic_write_text(path, header + body)
 
 
 def _time_file_stats(path: Path) -> dict[str, Any]:

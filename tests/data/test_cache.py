@@ -58,6 +58,28 @@ def test_failed_write_keeps_old_file(tmp_path, monkeypatch) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy"]
 
 
+def test_path_writer_gets_the_suffix_and_a_failure_keeps_the_old_file(tmp_path) -> None:
+    path = tmp_path / "out" / "m.ply"
+    seen = []
+
+    def write(tmp) -> None:
+        seen.append(tmp)
+        tmp.write_bytes(b"new")
+
+    zio.atomic_write_via_path(path, write)
+    assert path.read_bytes() == b"new" and seen[0].suffix == ".ply" and seen[0] != path
+    assert path.stat().st_mode & 0o777 == 0o644
+
+    def broken(tmp) -> None:
+        tmp.write_bytes(b"partial")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        zio.atomic_write_via_path(path, broken)
+    assert path.read_bytes() == b"new"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["m.ply"]
+
+
 def test_manifest_match(tmp_path) -> None:
     assert zio.read_manifest(tmp_path) is None
     assert not zio.manifest_matches(tmp_path, {"a": 1})

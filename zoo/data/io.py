@@ -18,9 +18,9 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -51,29 +51,53 @@ class DataError(ValueError):
         return (type(self), (self.path, self.field, self.problem))
 
 
-def _atomic_write(path: str | os.PathLike[str], write: Any) -> Path:
-    """Call ``write(fileobj)`` on a temp file beside ``path``, fsync, then ``os.replace``."""
+def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any]) -> Path:
+    """Call ``write(fileobj)`` on a temp file beside ``path``, fsync, then ``os.replace``; on any
+    error (a full disk included) the temp file is removed and ``path`` keeps its old content."""
+    return _replace_from_temp(path, lambda tmp: _write_stream(tmp, write))
+
+
+def atomic_write_via_path(path: str | os.PathLike[str], write: Callable[[Path], Any]) -> Path:
+    """As :func:`atomic_write` for writers that take a file name (``trimesh.export``, image
+    writers, ``safetensors.save_file``): ``write(tmp)`` gets a temp path beside ``path`` with
+    the same suffix, so writers that pick the format from the suffix still do."""
+
+    def run(tmp: Path) -> None:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+
+    return _replace_from_temp(path, run)
+
+
+def _write_stream(tmp: Path, write: Callable[[BinaryIO], Any]) -> None:
+    with open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _replace_from_temp(path: str | os.PathLike[str], fill: Callable[[Path], Any]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + ".", dir=path.parent)
+    fd, name = tempfile.mkstemp(
+        prefix=TMP_PREFIX + path.name + ".", suffix=path.suffix, dir=path.parent
+    )
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
+        fill(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a written file from other users
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        tmp.unlink(missing_ok=True)
         raise
     return path
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically; returns the path."""
-    return _atomic_write(path, lambda f: f.write(data))
+    return atomic_write(path, lambda f: f.write(data))
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
@@ -83,13 +107,13 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
 
 def atomic_save_npy(path: str | os.PathLike[str], array: np.ndarray) -> Path:
     """``np.save`` to exactly ``path`` (no ``.npy`` appended), atomically."""
-    return _atomic_write(path, lambda f: np.save(f, np.asarray(array), allow_pickle=False))
+    return atomic_write(path, lambda f: np.save(f, np.asarray(array), allow_pickle=False))
 
 
 def atomic_save_npz(path: str | os.PathLike[str], compress: bool = False, **arrays: Any) -> Path:
     """``np.savez`` (or ``savez_compressed``) of ``arrays`` to exactly ``path``, atomically."""
     saver = np.savez_compressed if compress else np.savez
-    return _atomic_write(path, lambda f: saver(f, **{k: np.asarray(v) for k, v in arrays.items()}))
+    return atomic_write(path, lambda f: saver(f, **{k: np.asarray(v) for k, v in arrays.items()}))
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, indent: int | None = 2) -> Path:

@@ -17,10 +17,11 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
-from zoo.data.io import DataError
+from zoo.data.io import DataError, atomic_write
 
 SH_REST = 15  # degree-3 coefficients beyond the DC term, per channel
 SPLAT_FIELDS = (
@@ -83,14 +84,12 @@ def write_splat_ply(path: str | os.PathLike[str], g: SplatArrays) -> Path:
         + "".join(f"property float {name}\n" for name in SPLAT_FIELDS)
         + "end_header\n"
     )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
+
+    def write(f: BinaryIO) -> None:
         f.write(header.encode("ascii"))
         f.write(data.tobytes())
-    os.replace(tmp, path)
-    return path
+
+    return atomic_write(path, write)
 
 
 def _read_vertices(path: Path) -> np.ndarray:
