@@ -14,6 +14,11 @@ of every row.
 voxelised at the model's grid and meshed as its samples are): what memorising scores in that
 representation, so a score can be split into the representation's limit and the training's.
 
+``--autoencode`` adds, per checkpoint, the references themselves encoded and decoded by the
+model (``model.reconstruct`` then ``model.to_points``, one seed per shape), scored as samples:
+the decoder's limit. A generator scoring near its autoencoded row is limited by its decoder,
+one far above it by its prior (the distribution of its sampled latents).
+
 ``--noise`` adds a sensitivity ladder: the "data" row's clouds with isotropic Gaussian noise
 of each given standard deviation added to every point (in the data's units, bbox diagonal 1
 for synthshapes), scored the same way, so a generator's fuzz can be read in noise units.
@@ -87,6 +92,21 @@ def ceiling_row(model: Any, dm: Any, cfg: EvalConfig) -> dict[str, float]:
     return out
 
 
+def autoencode_row(model: Any, dm: Any, cfg: EvalConfig) -> dict[str, float]:
+    """``gen_ae/...``: each reference shape reconstructed by ``model`` (encoded, or fitted, from
+    its own points) and decoded to ``cfg.n_points``, scored against the references."""
+    refs, _ = reference_set(dm, [], cfg)
+    targets = dm.eval_shapes(cfg.split, limit=len(refs))
+    with torch.no_grad():
+        clouds = [
+            model.to_points(model.reconstruct(t), cfg.n_points, seed=i).float().cpu()
+            for i, t in enumerate(targets)
+        ]
+    out = set_metrics(torch.stack(clouds), refs[: len(clouds)], cfg, "gen_ae")
+    out["gen_ae/samples"] = float(len(clouds))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("ckpts", nargs="+", help="name=path of a checkpoint")
@@ -97,6 +117,9 @@ def main() -> None:
     ap.add_argument("--noise", type=float, nargs="*", default=[], help="noise ladder stds")
     ap.add_argument(
         "--ceiling", action="store_true", help="also the train copy in each model's representation"
+    )
+    ap.add_argument(
+        "--autoencode", action="store_true", help="also the references encoded and decoded"
     )
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
@@ -143,6 +166,8 @@ def main() -> None:
         metrics = {k: v for k, v in metrics.items() if k.startswith("gen/")}
         if args.ceiling:
             metrics.update(ceiling_row(model, dm, cfg))
+        if args.autoencode:
+            metrics.update(autoencode_row(model, dm, cfg))
         results["models"][name] = {
             "checkpoint": str(path),
             "model": model.name,
@@ -167,6 +192,9 @@ def main() -> None:
         if f"gen_ceil/{COLUMNS[0]}" in r["metrics"]:
             cells = " | ".join(_cell(r["metrics"], "gen_ceil", c) for c in COLUMNS)
             print(f"| train copy in {name}'s representation | {cells} |")
+        if f"gen_ae/{COLUMNS[0]}" in r["metrics"]:
+            cells = " | ".join(_cell(r["metrics"], "gen_ae", c) for c in COLUMNS)
+            print(f"| references autoencoded by {name} | {cells} |")
     for prefix, label in ROWS[1:]:
         cells = " | ".join(_cell(results["baselines"], prefix, c) for c in COLUMNS)
         print(f"| {label} | {cells} |")

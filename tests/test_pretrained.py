@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import zoo
-from tests.models.test_nerf import INFO as NERF_INFO
+from tests.helpers.toy_scenes import INFO as NERF_INFO
 from zoo.checkpoint import CheckpointError
 from zoo.pretrained import (
     MAX_FILE_BYTES,

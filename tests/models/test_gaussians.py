@@ -3,21 +3,19 @@ Gaussians (load and resume), the splat PLY round trip, and bad input."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from tests.helpers.configs import compose_train
+from tests.helpers.toy_scenes import INFO, ring_cameras, toy_scene, toy_views
 from zoo.data.io import DataError
 from zoo.metrics import psnr
 from zoo.models.gaussians import DensityControl, GaussianSplatting
 from zoo.models.gaussians.ply import SPLAT_FIELDS, read_ply_header, read_splat_ply
 from zoo.representation import ShapeTarget
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_nerf import INFO, ring_cameras, toy_scene, toy_views  # noqa: E402
 
 
 def small_model(**kw) -> GaussianSplatting:
@@ -186,11 +184,10 @@ def test_interface_mesh_points_and_reconstruct(trained):
 
 def test_configs_cpu_default_and_paper_preset():
     from hydra.utils import instantiate
-    from test_nerf import _compose
 
-    cpu = instantiate(_compose(["model=gaussians"]).model)
+    cpu = instantiate(compose_train(["model=gaussians"]).model)
     assert isinstance(cpu, GaussianSplatting) and cpu.num_init == 10000
-    paper = instantiate(_compose(["experiment=gaussians_paper"]).model)
+    paper = instantiate(compose_train(["experiment=gaussians_paper"]).model)
     s = paper.strategy
     assert (paper.num_init, paper.init_scale, paper.sh_degree, paper.sh_degree_every) == (
         100000,

@@ -8,12 +8,11 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import trimesh
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from torch.utils.data import DataLoader, Dataset
 
+from tests.helpers.configs import compose_train
 from tests.helpers.shared_data import REAL, needs
-from zoo.cli_utils import CONF_DIR
 from zoo.data.formats.mesh import load_mesh, normalize_mesh
 from zoo.metrics import chamfer_distance
 from zoo.models.mesh_gcn import MeshGCN, MeshGCNShape
@@ -372,20 +371,15 @@ def test_lightning_fit_lowers_val_chamfer_and_fits_the_prior(encoder: str, tmp_p
 
 
 # ------------------------------------------------------------------ configs
-def _compose(overrides: list[str]):
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose(config_name="train", overrides=[*overrides, "run_dir=/tmp/zoo_mgcn_cfg"])
-
-
 def test_cpu_default_and_paper_preset_configs() -> None:
-    cfg = _compose(["model=mesh_gcn"])
+    cfg = compose_train(["model=mesh_gcn"])
     model = instantiate(cfg.model)
     assert isinstance(model, MeshGCN) and model.template.num_vertices == [42, 162, 642]
     assert model.deformer.pool is not None and model.deformer.pool.k == 8
     w = model.weights
     reference = (1.6e-4, 0.3, 0.5, 0.1, (1, 1, 1))  # noahcao/Pixel2Mesh options.py
     assert (w.normal, w.edge, w.laplace, w.move, tuple(w.chamfer)) == reference
-    paper = _compose(["experiment=mesh_gcn_paper"])
+    paper = compose_train(["experiment=mesh_gcn_paper"])
     m = paper.model
     assert (m.hidden, m.blocks, m.stages, m.ico_subdivisions) == (192, 6, 3, 2)
     big = instantiate(m)

@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from tests.models.test_nerf import INFO, _compose, heldout_psnr, lightning_fit, toy_scene
+from tests.helpers.configs import compose_train
+from tests.helpers.toy_scenes import INFO, heldout_psnr, lightning_fit, toy_scene
 from zoo.models.mipnerf import MipNeRF, MipNeRFField, mip_lr_schedule
 from zoo.ops.mip import conical_frustums
 from zoo.ops.occupancy import OccupancyGrid
@@ -135,11 +136,11 @@ def test_lr_schedule_is_log_linear_after_a_sine_warm_up():
 def test_configs_cpu_default_and_paper_preset():
     from hydra.utils import instantiate
 
-    cpu = instantiate(_compose(["model=mipnerf"]).model)
+    cpu = instantiate(compose_train(["model=mipnerf"]).model)
     assert isinstance(cpu, MipNeRF) and cpu.num_levels == 1 and cpu.coarse_loss_weight == 0.1
     assert isinstance(cpu.occupancy, OccupancyGrid)
     assert cpu.field.max_deg == 16 and cpu.field.min_deg == 0 and cpu.resample_padding == 0.01
-    cfg = _compose(["experiment=mipnerf_paper"])
+    cfg = compose_train(["experiment=mipnerf_paper"])
     paper = instantiate(cfg.model)
     assert paper.num_samples == 128 and len(paper.field.trunk.layers) == 8
     assert paper.num_levels == 2

@@ -4,20 +4,23 @@
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 from torch import Tensor, nn
 
+from tests.helpers.configs import compose_train
+from tests.helpers.toy_scenes import (
+    INFO,
+    SphereField,
+    lightning_fit,
+    ring_cameras,
+    toy_scene,
+)
 from zoo.metrics import mse_to_psnr
 from zoo.models.ngp import HashField, InstantNGP, OccupancyGrid
 from zoo.nn.encodings import HashEncoding
 from zoo.representation import ShapeTarget
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_nerf import INFO, SphereField, ring_cameras, toy_scene  # noqa: E402
 
 
 def small_ngp(**kw) -> InstantNGP:
@@ -182,11 +185,10 @@ def test_compiled_field_matches_eager():
 
 def test_configs_cpu_default_and_paper_preset():
     from hydra.utils import instantiate
-    from test_nerf import _compose
 
-    cpu = instantiate(_compose(["model=ngp"]).model)
+    cpu = instantiate(compose_train(["model=ngp"]).model)
     assert isinstance(cpu, InstantNGP) and not cpu.compile
-    paper = instantiate(_compose(["experiment=ngp_paper"]).model)
+    paper = instantiate(compose_train(["experiment=ngp_paper"]).model)
     enc = paper.field.encoding
     assert (enc.num_levels, enc.features_per_level, enc.table_size) == (16, 2, 2**19)
     assert enc.resolutions[0] == 16 and enc.resolutions[-1] == 2048
@@ -198,7 +200,6 @@ def test_configs_cpu_default_and_paper_preset():
 
 
 def test_lightning_training_logs_and_updates_the_grid():
-    from test_nerf import lightning_fit
 
     model = small_ngp()
     metrics = lightning_fit(model, steps=5, rays=128)  # one grid update, at step 4

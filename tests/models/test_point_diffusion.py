@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from torch.utils.data import DataLoader
 
+from tests.helpers.configs import compose_train
 from tests.helpers.point_generators import Clouds, sample_distance, short_trainer
-from zoo.cli_utils import CONF_DIR
 from zoo.models.point_diffusion import PointDiffusion, VarianceSchedule, linear_lr_between
 from zoo.models.point_generator import LatentShape
 from zoo.nn.coupling_flow import CouplingFlow
@@ -28,11 +27,6 @@ TINY = dict(
     flow_hidden=32,
     num_steps=50,
 )
-
-
-def _compose(overrides: list[str]):
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose(config_name="train", overrides=overrides)
 
 
 # ------------------------------------------------------------------ schedule and flow
@@ -109,9 +103,9 @@ def test_loss_terms_interface_and_data_units():
 
 
 def test_cpu_default_and_paper_preset_configs():
-    model = instantiate(_compose(["model=point_diffusion"]).model)
+    model = instantiate(compose_train(["model=point_diffusion"]).model)
     assert isinstance(model, PointDiffusion) and model.schedule.num_steps == 100
-    paper = _compose(["experiment=point_diffusion_paper"])
+    paper = compose_train(["experiment=point_diffusion_paper"])
     m = paper.model
     assert (m.zdim, list(m.denoiser_dims), m.flow_depth, m.flow_hidden) == (
         256,

@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from torch.autograd.functional import jacobian
 from torch.utils.data import DataLoader
 
+from tests.helpers.configs import compose_train
 from tests.helpers.point_generators import Clouds, sample_distance, short_trainer
-from zoo.cli_utils import CONF_DIR
 from zoo.models.pointflow import CNF, PointFlow, PointFlowShape
 from zoo.models.pointflow.cnf import ODEFunc
 from zoo.nn.concat_squash import ConcatSquashLinear, ConcatSquashNet
@@ -217,16 +216,11 @@ def test_training_step_on_a_batch_of_one_uses_running_batch_norm_statistics():
 
 
 # ------------------------------------------------------------------ configs
-def _compose(overrides: list[str]):
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose(config_name="train", overrides=[*overrides, "run_dir=/tmp/zoo_pf_cfg"])
-
-
 def test_cpu_default_and_paper_preset_configs():
-    cfg = _compose(["model=pointflow"])
+    cfg = compose_train(["model=pointflow"])
     model = instantiate(cfg.model)
     assert isinstance(model, PointFlow) and model.point_cnf.solver == "dopri5"
-    paper = _compose(["experiment=pointflow_paper"])
+    paper = compose_train(["experiment=pointflow_paper"])
     m = paper.model
     assert (m.zdim, list(m.point_dims), list(m.latent_dims)) == (128, [512] * 3, [256, 256])
     assert (m.solver, m.atol, m.rtol, m.optimizer.lr) == ("dopri5", 1e-5, 1e-5, 2e-3)
