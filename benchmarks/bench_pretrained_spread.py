@@ -4,7 +4,7 @@ A recorded metric must be a property of the weights, not of one CPU. Float round
 between CPUs (SIMD width, BLAS kernels, reduction order), and on one machine
 ``ATEN_CPU_CAPABILITY=default|avx2|avx512`` selects PyTorch's other kernel paths while
 ``OMP_NUM_THREADS=1|2`` changes the order of parallel reductions. This script re-evaluates
-every entry (``zoo.pretrained.evaluate_pretrained``, the entry's recorded setting) in one child
+every entry (``zoo.pretrained.publish.evaluate_pretrained``, the entry's recorded setting) in one child
 process per (capability, threads) pair, then prints, per entry and metric: the recorded value,
 the min / max over the runs, the relative spread ``(max - min) / |recorded|`` and the tolerance
 the test (tests/test_pretrained.py) applies. JSON: ``benchmarks/results/pretrained_spread.json``.
@@ -37,7 +37,7 @@ def _child(entries: list[str]) -> None:
     """Evaluate ``entries`` in this process; print one JSON line."""
     import torch
 
-    from zoo.pretrained import evaluate_pretrained
+    from zoo.pretrained.publish import evaluate_pretrained
 
     out = {
         "capability": torch.backends.cpu.get_cpu_capability(),

@@ -115,8 +115,16 @@ def dry_run(module: str, args: str) -> None:
             compose(config_name=name, overrides=list(combination))
 
 
+def cli_main(module: str):
+    """The ``main`` that ``python -m <module>`` runs (a package's ``__main__`` module's)."""
+    mod = importlib.import_module(module)
+    if hasattr(mod, "__path__"):  # a package: python -m runs its __main__
+        mod = importlib.import_module(f"{module}.__main__")
+    return mod.main
+
+
 def _argparse_help(module: str, argv: list[str]) -> None:
-    main = importlib.import_module(module).main
+    main = cli_main(module)
     sub = [argv[0]] if argv and not argv[0].startswith("-") else []
     if sub and argv[0] != PLACEHOLDER and not _is_subcommand(main, argv[0]):
         sub = []  # a positional argument, not a subcommand

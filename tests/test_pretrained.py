@@ -21,7 +21,6 @@ from zoo.pretrained import (
     MAX_FILE_BYTES,
     PretrainedError,
     compare_metrics,
-    evaluate_pretrained,
     get_entry,
     load_pretrained,
     read_registry,
@@ -29,6 +28,7 @@ from zoo.pretrained import (
     sha256_of,
     write_weights,
 )
+from zoo.pretrained.publish import evaluate_pretrained
 
 REPO = Path(__file__).resolve().parents[1]
 ENTRIES = sorted(read_registry())
@@ -265,7 +265,7 @@ def test_recorded_tolerance_applies_per_metric_only():
 
 
 def test_export_records_the_users_data_root_and_the_stored_weights_metrics(tmp_path):
-    from zoo.pretrained import export
+    from zoo.pretrained.publish import export
 
     model, meta, _ = load_pretrained("voxel_gan-synthshapes", with_meta=True)
     small = {"categories": ["chair", "mug"], "shapes_per_category": 5, "voxel_resolution": 16}
@@ -286,7 +286,8 @@ def test_export_records_the_users_data_root_and_the_stored_weights_metrics(tmp_p
 
 
 def test_export_eval_settings_parse_data_fields_apart() -> None:
-    from zoo.pretrained import PretrainedError, _settings_of
+    from zoo.pretrained import PretrainedError
+    from zoo.pretrained.publish import _settings_of
 
     got = _settings_of(["data.shapes_per_category=20", "gen_references_per_category=32"])
     assert got == {"data": {"shapes_per_category": 20}, "gen_references_per_category": 32}

@@ -46,6 +46,15 @@ import trimesh
 from torch import Tensor
 
 from zoo.data.formats.shapenet import name_of
+from zoo.metrics import chamfer_distance, f_score, jsd, normal_consistency, psnr, ssim, voxel_iou
+from zoo.metrics.bootstrap import bootstrap_se, generative_bootstrap_se, jsd_bootstrap_se
+from zoo.metrics.features import fpd, p_fid, p_is
+from zoo.metrics.generative import generative_metrics
+from zoo.metrics.image import SSIM_WINDOW
+from zoo.metrics.pairwise import pairwise_distances
+from zoo.ops.surface import sample_surface
+from zoo.ops.voxelize import voxelize
+from zoo.pretrained import load_pretrained
 from zoo.representation import Representation, ShapeTarget
 
 log = logging.getLogger(__name__)
@@ -99,8 +108,6 @@ def ground_truth_cloud(target: ShapeTarget, n: int) -> tuple[Tensor, Tensor | No
     """``n`` ground-truth surface points (and normals) of ``target``: sampled by area on its
     mesh where it has one (seeded, so every model meets the same points), else a fixed subset
     of its stored points (all of them when fewer than ``n``)."""
-    from zoo.ops.surface import sample_surface
-
     if target.mesh is not None and len(target.mesh.faces) > 0:
         return sample_surface(target.mesh, n, seed=0)
     target.require("points")
@@ -119,10 +126,6 @@ def surface_metrics(
     """Reconstruction metrics of a predicted surface (``mesh``, and ``pred``: (N, 3) points on
     it) against ``target`` on ``cfg.recon_points`` points a side (``gt``: the ground-truth
     cloud of :func:`ground_truth_cloud`, computed here when not given)."""
-    from zoo.metrics import chamfer_distance, f_score, normal_consistency, voxel_iou
-    from zoo.ops.surface import sample_surface
-    from zoo.ops.voxelize import voxelize
-
     tau = f"fscore@{cfg.fscore_threshold:g}"
     if pred is None:  # no surface at all: every geometry metric is undefined
         out = {k: math.nan for k in ("chamfer_l2", "chamfer_l1", tau)}
@@ -189,8 +192,6 @@ def ceiling_metrics(
 def _mean(rows: list[dict[str, float]], n_boot: int = 0) -> dict[str, float]:
     """Per-key mean over shapes, ignoring NaN (``empty_surface`` counts those shapes), and
     with ``n_boot`` > 0 the bootstrap standard error of each mean as ``<key>_se``."""
-    from zoo.metrics.bootstrap import bootstrap_se
-
     keys = dict.fromkeys(k for r in rows for k in r)
     means = {}
     for k in keys:
@@ -210,9 +211,6 @@ def evaluate(
     """Score ``model`` on ``datamodule``'s held-out split; returns flat ``{"group/metric": v}``
     (groups ``view``, ``geom``, ``gen``, ``cls``, ``recon``, ``ceil``; ``_se`` keys are standard
     errors)."""
-    from zoo.metrics import psnr, ssim
-    from zoo.metrics.image import SSIM_WINDOW
-
     cfg = cfg or EvalConfig()
     was_training = model.training  # type: ignore[attr-defined]
     model.eval()  # type: ignore[attr-defined]
@@ -351,8 +349,6 @@ def _generation(
         return {}
     categories = reference_categories(synsets)
     log.info("generation references: %d clouds of %s", len(refs), ", ".join(categories))
-    from zoo.metrics.pairwise import pairwise_distances
-
     d_rr = pairwise_distances(refs, None, "chamfer")  # (R, R), shared by every row below
     out = generation_metrics(model, refs, cfg, d_rr=d_rr)
     out["gen/categories"] = float(len(categories))
@@ -399,11 +395,6 @@ def set_metrics(
     """``<prefix>/{mmd,cov,1nna}_cd`` (and ``_se``) of the clouds ``pts`` (S, N, 3) as samples
     against ``refs`` (R, N, 3), and with ``extras`` the EMD / JSD / FPD metrics ``cfg`` turns
     on. ``d_rr``: the references' (R, R) Chamfer matrix when the caller has it already."""
-    from zoo.metrics import jsd
-    from zoo.metrics.bootstrap import generative_bootstrap_se, jsd_bootstrap_se
-    from zoo.metrics.generative import generative_metrics
-    from zoo.metrics.pairwise import pairwise_distances
-
     d_sr = pairwise_distances(pts, refs, "chamfer")  # (S, R)
     d_ss = pairwise_distances(pts, None, "chamfer")  # (S, S)
     d_rr = pairwise_distances(refs, None, "chamfer") if d_rr is None else d_rr  # (R, R)
@@ -543,8 +534,6 @@ def generation_baselines(
     ``generation_emd_references`` samples span the categories. ``d_rr``: the references'
     (R, R) Chamfer matrix when the caller has it.
     """
-    from zoo.metrics.pairwise import pairwise_distances
-
     g = torch.Generator().manual_seed(0)
     out: dict[str, float] = {}
     if d_rr is None:
@@ -594,9 +583,6 @@ def per_category_generation(
 def feature_metrics(samples: Tensor, refs: Tensor, classifier: str) -> dict[str, float]:
     """FPD, P-FID and P-IS of ``samples`` against ``refs`` through the pretrained classifier
     named ``classifier`` (``zoo.metrics.features``; the zoo's own network)."""
-    from zoo.metrics.features import fpd, p_fid, p_is
-    from zoo.pretrained import load_pretrained
-
     net = load_pretrained(classifier)
     return {
         "gen/fpd": fpd(samples, refs, net),
