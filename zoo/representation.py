@@ -69,6 +69,8 @@ class Representation(abc.ABC):
         conditional: whether ``sample`` also takes ``category=`` (a category name such as
             ``"chair"`` or the data's synset id) and draws shapes of that training category
             only (a per-category latent prior, :mod:`zoo.nn.latent_prior`).
+        interpolates: whether :meth:`interpolate` blends two latent codes into shapes (the
+            viewer then offers latent interpolation; codes come from :meth:`sample_latents`).
     """
 
     name: ClassVar[str]
@@ -78,6 +80,7 @@ class Representation(abc.ABC):
     per_scene: ClassVar[bool] = False  # fitted to one scene (NeRF): sample(1) is that scene
     classifier: ClassVar[bool] = False  # labels shapes (PointNet): scored by accuracy
     conditional: ClassVar[bool] = False  # sample(n, seed, category=...) draws one category
+    interpolates: ClassVar[bool] = False  # interpolate(a, b, steps) between latent codes
 
     def configure_from_data(self, info: dict[str, Any]) -> None:  # noqa: B027
         """Build the parts that depend on the data (number of training shapes, scene bounds,
@@ -120,6 +123,22 @@ class Representation(abc.ABC):
         what is the representation's limit and what the training's. None (the default): the
         model declares no ceiling."""
         return None
+
+    def sample_latents(self, n: int, seed: int | None = None) -> Any:
+        """n latent codes (indexable, one per shape) that :meth:`interpolate` blends. Default:
+        :meth:`sample`'s shapes, for models whose native shapes are their codes."""
+        return self.sample(n, seed=seed)
+
+    def interpolate(self, a: Any, b: Any, steps: int = 8) -> list[Any]:
+        """``steps`` native shapes from code ``a`` to code ``b`` (both ends included); only
+        for models with ``interpolates = True``."""
+        raise NotImplementedError(f"{self.name}: no latent interpolation")
+
+    def export_files(self, shape: Any, stem: Any) -> list[Any]:
+        """The model's own files for ``shape`` beside the common exports of
+        ``python -m zoo.sample`` (e.g. the splat PLY of Gaussians), written at ``stem`` plus a
+        suffix; returns their paths. Default: none."""
+        return []
 
     def render(self, shape: Any, cameras: Cameras) -> Tensor:
         """(B, H, W, 3) images in [0, 1] of ``shape`` seen by ``cameras``."""

@@ -152,9 +152,8 @@ def run_sample(cfg: DictConfig) -> list[Path]:
         clouds.append(points)
         if points is not None:
             written.append(export_points(points, stem.with_name(stem.name + "_points.ply")))
-        if hasattr(model, "export_files"):  # a model's native files (e.g. the splat PLY)
-            files = _try("native files", i, lambda s=shape, t=stem: model.export_files(s, t))
-            written.extend(files or [])
+        files = _try("native files", i, lambda s=shape, t=stem: model.export_files(s, t))
+        written.extend(files or [])
 
         def _render(s: Any = shape) -> Tensor:
             with torch.no_grad():

@@ -233,7 +233,7 @@ def _with_model_strategy(trainer_cfg: DictConfig, model: Any) -> DictConfig:
     sets ``ddp_find_unused_parameters = True``, and gets Lightning's registered
     ``<strategy>_find_unused_parameters_true`` (DDP would otherwise stop at the first step)."""
     strategy = trainer_cfg.get("strategy")
-    if not getattr(model, "ddp_find_unused_parameters", False) or strategy not in _DDP_STRATEGIES:
+    if not model.ddp_find_unused_parameters or strategy not in _DDP_STRATEGIES:
         return trainer_cfg
     out = trainer_cfg.copy()
     out.strategy = f"{strategy}_find_unused_parameters_true"
@@ -321,7 +321,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         plugins=[AtomicCheckpointIO()],
         default_root_dir=str(run_dir),
     )
-    unsupported = getattr(model, "ddp_unsupported", None)
+    unsupported = model.ddp_unsupported
     if unsupported and trainer.world_size > 1:
         raise ConfigError(
             f"{model.name}: training in {trainer.world_size} processes is not supported yet "

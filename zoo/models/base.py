@@ -8,7 +8,7 @@ in ``configure_optimizers``, as in the lightning-hydra-template. Subclasses impl
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import pytorch_lightning as pl
 import torch
@@ -20,7 +20,18 @@ SchedulerFactory = Callable[..., Any]
 
 
 class ZooModel(pl.LightningModule, Representation):
-    """Common plumbing: optimiser partials, data info kept in the checkpoint."""
+    """Common plumbing: optimiser partials, data info kept in the checkpoint.
+
+    Class attributes read by ``zoo.train``:
+        ddp_find_unused_parameters: the model's steps leave some parameters without gradient
+            (a GAN's G step never touches D): DDP then runs with Lightning's
+            ``<strategy>_find_unused_parameters_true``.
+        ddp_unsupported: why the model cannot train in several processes (None: it can);
+            ``zoo.train`` refuses ``trainer.devices`` > 1 with this reason.
+    """
+
+    ddp_find_unused_parameters: ClassVar[bool] = False
+    ddp_unsupported: ClassVar[str | None] = None
 
     def __init__(
         self,

@@ -206,7 +206,7 @@ class ViewerSession:
             for h in (self.seed, self.n_samples, self.display, self.resolution, self.n_points):
                 if h is not None:
                     h.on_update(lambda _: self._mark_shapes())
-            if hasattr(model, "interpolate"):
+            if model.interpolates:
                 with gui.add_folder("latent interpolation"):
                     self.interp_on = gui.add_checkbox("interpolate", False)
                     self.seed_b = gui.add_number("to seed", opt.seed + 1, min=0, step=1)
@@ -383,7 +383,7 @@ class ViewerSession:
     # -- shapes
     def _shapes(self) -> list[Any]:
         model, seed = self.model, int(self.seed.value)
-        if hasattr(model, "interpolate") and self.interp_on.value:
+        if model.interpolates and self.interp_on.value:
             ends = (seed, int(self.seed_b.value))
             if self._interp_cache is None or self._interp_cache[0] != ends:
                 za, zb = (self._latent(s) for s in ends)
@@ -393,11 +393,8 @@ class ViewerSession:
         return model.sample(int(self.n_samples.value), seed=seed)
 
     def _latent(self, seed: int) -> Any:
-        """The latent code drawn with ``seed`` (a model's ``sample_latents`` when its shapes are
-        decoded outputs, else its ``sample``, whose shapes are the codes themselves)."""
-        if hasattr(self.model, "sample_latents"):
-            return self.model.sample_latents(1, seed=seed)[0]
-        return self.model.sample(1, seed=seed)[0]
+        """The latent code drawn with ``seed`` (``Representation.sample_latents``)."""
+        return self.model.sample_latents(1, seed=seed)[0]
 
     def _draw_shapes(self) -> None:
         t0 = time.perf_counter()

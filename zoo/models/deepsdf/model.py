@@ -103,6 +103,7 @@ class DeepSDF(ZooModel):
     data_form = "sdf"
     generative = True
     conditional = True
+    interpolates = True
 
     def __init__(
         self,

@@ -24,6 +24,7 @@ from torch import Tensor
 from zoo.metrics import mse_to_psnr
 from zoo.models.base import ZooModel
 from zoo.ops.marching_cubes import evaluate_grid, marching_cubes
+from zoo.ops.occupancy import OccupancyGrid
 from zoo.ops.rays import generate_radii, generate_rays, pixel_radii, rays_for_pixels
 from zoo.ops.scene_space import ndc_rays
 from zoo.representation import ShapeTarget
@@ -93,6 +94,8 @@ class RadianceFieldModel(ZooModel):
         self.bbox_min, self.bbox_max = [-1.5] * 3, [1.5] * 3
         self.ndc: dict[str, float] | None = None  # NDC parameters for forward-facing scenes
         self.contracted = False  # unbounded scene: fields see mip-NeRF 360's contracted points
+        # Empty-space skipping grid (a submodule set by the subclass; None: no grid).
+        self.occupancy: OccupancyGrid | None = None
 
     # ---- data ---------------------------------------------------------------------------
     def configure_from_data(self, info: dict[str, Any]) -> None:
@@ -165,7 +168,7 @@ class RadianceFieldModel(ZooModel):
     def on_scene_configured(self) -> None:
         """Hook for subclasses: the scene box / bounds changed (puts the grid, if any, on the
         new box)."""
-        if getattr(self, "occupancy", None) is not None:
+        if self.occupancy is not None:
             self.occupancy.set_bbox(self.bbox_min, self.bbox_max)
             self.occupancy.step_size = self.step_size
 
@@ -199,7 +202,7 @@ class RadianceFieldModel(ZooModel):
         """Hook run before each optimisation step: the occupancy-grid update (if any) every
         ``update_every`` steps, from step 1 (step 0 would only measure the random
         initialisation)."""
-        grid = getattr(self, "occupancy", None)
+        grid = self.occupancy
         if grid is not None and step > 0 and grid.due(step):
             grid.update(self.grid_density, step)
 
@@ -302,7 +305,7 @@ class RadianceFieldModel(ZooModel):
         """The density meshed by ``to_mesh``: :meth:`density`, with the empty cells of the
         occupancy grid (if any) zeroed."""
         sigma = self.density(points)
-        grid = getattr(self, "occupancy", None)
+        grid = self.occupancy
         if grid is None:
             return sigma
         return sigma * grid.query(points).float()
@@ -347,7 +350,7 @@ class RadianceFieldModel(ZooModel):
 
     def reset_scene_state(self) -> None:
         """Hook for subclasses: forget scene-specific state (resets the occupancy grid, if any)."""
-        if getattr(self, "occupancy", None) is not None:
+        if self.occupancy is not None:
             self.occupancy.reset()
 
     def reconstruct(self, target: ShapeTarget) -> Any:

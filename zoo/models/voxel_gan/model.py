@@ -63,6 +63,7 @@ class VoxelGAN(ZooModel):
     generative = True
     # G and D steps each leave the other network without gradient (see zoo.train).
     ddp_find_unused_parameters = True
+    interpolates = True
 
     def __init__(
         self,
