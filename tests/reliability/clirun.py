@@ -150,3 +150,24 @@ class Throttle(pl.Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
         time.sleep(self.seconds)
+
+
+class FullDisk(pl.Callback):
+    """Test-only callback: from training step ``at_step`` on, every file the atomic writers
+    open (``os.fdopen`` of their temporary file) is ``/dev/full``, whose writes fail with
+    ``ENOSPC`` as on a full disk; the real checkpoint writer meets the real error."""
+
+    def __init__(self, at_step: int) -> None:
+        self.at_step = int(at_step)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        if trainer.global_step < self.at_step or getattr(os.fdopen, "full_disk", False):
+            return
+        real = os.fdopen
+
+        def full(fd: int, *a: Any, **k: Any) -> Any:
+            os.close(fd)
+            return real(os.open("/dev/full", os.O_WRONLY), *a, **k)
+
+        full.full_disk = True  # type: ignore[attr-defined]
+        os.fdopen = full

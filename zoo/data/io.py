@@ -51,8 +51,9 @@ class DataError(ValueError):
         return (type(self), (self.path, self.field, self.problem))
 
 
-def _atomic_write(path: str | os.PathLike[str], write: Any) -> Path:
-    """Call ``write(fileobj)`` on a temp file beside ``path``, fsync, then ``os.replace``."""
+def atomic_write(path: str | os.PathLike[str], write: Any) -> Path:
+    """Call ``write(fileobj)`` on a temp file beside ``path``, fsync, then ``os.replace``; on
+    any failure (a full disk included) the temp file is removed and ``path`` is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + ".", dir=path.parent)
@@ -73,7 +74,7 @@ def _atomic_write(path: str | os.PathLike[str], write: Any) -> Path:
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically; returns the path."""
-    return _atomic_write(path, lambda f: f.write(data))
+    return atomic_write(path, lambda f: f.write(data))
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
@@ -83,13 +84,13 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
 
 def atomic_save_npy(path: str | os.PathLike[str], array: np.ndarray) -> Path:
     """``np.save`` to exactly ``path`` (no ``.npy`` appended), atomically."""
-    return _atomic_write(path, lambda f: np.save(f, np.asarray(array), allow_pickle=False))
+    return atomic_write(path, lambda f: np.save(f, np.asarray(array), allow_pickle=False))
 
 
 def atomic_save_npz(path: str | os.PathLike[str], compress: bool = False, **arrays: Any) -> Path:
     """``np.savez`` (or ``savez_compressed``) of ``arrays`` to exactly ``path``, atomically."""
     saver = np.savez_compressed if compress else np.savez
-    return _atomic_write(path, lambda f: saver(f, **{k: np.asarray(v) for k, v in arrays.items()}))
+    return atomic_write(path, lambda f: saver(f, **{k: np.asarray(v) for k, v in arrays.items()}))
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, indent: int | None = 2) -> Path:
