@@ -44,7 +44,7 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from zoo.callbacks import FinalCheckpoint, NonFiniteLossError
+from zoo.callbacks import FinalCheckpoint, NonFiniteLossError, ValidationKeepsRng
 from zoo.checkpoint import (
     AtomicCheckpointIO,
     CheckpointError,
@@ -359,6 +359,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     final_ckpt = _checkpoint_dir(callbacks, run_dir) / "last.ckpt"
     # The final weights and optimiser state (for resuming), whatever the save interval.
     callbacks.append(FinalCheckpoint(final_ckpt))
+    # Validation draws no number of the training's random stream (bit-exact resumes).
+    callbacks.append(ValidationKeepsRng())
     if viewer is not None:
         callbacks.append(viewer)
     trainer: pl.Trainer = _instantiate(
