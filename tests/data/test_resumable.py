@@ -73,3 +73,11 @@ def test_a_restored_loader_continues_the_sequence_of_one_never_stopped(
     for a, b in zip(whole, first + rest, strict=True):
         assert torch.equal(a, b)
     assert torch.equal(after_whole, torch.rand(3))
+
+
+def test_lightning_sees_the_loader_as_resumable():
+    """Lightning stores the state of (and stops warning about resuming mid-epoch with) the
+    loaders that have state_dict / load_state_dict."""
+    from lightning_fabric.utilities.types import _Stateful
+
+    assert isinstance(_shuffled(), _Stateful) and isinstance(_epoch_sampler(), _Stateful)
