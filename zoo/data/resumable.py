@@ -14,9 +14,10 @@ On resume it replays the epoch's order, leaves out the batches already trained o
 indices are drawn, their data is not loaded) and restores the random-number states right
 before the next batch is fetched. A run stopped at any step and resumed then sees the same
 batches and draws the same random numbers as one never stopped (with the default
-``num_workers=0``; worker processes draw from their own seeds). Random numbers drawn between
+``num_workers=0``; with worker processes the order is restored, but a dataset's own random
+draws in the workers, seeded per epoch, are not). Random numbers drawn between
 the save and the next batch in an uninterrupted run (by a validation at that step, for
-instance) are not replayed: ``zoo.callbacks.KeepTrainingRng`` keeps validation out of the
+instance) are not replayed: ``zoo.callbacks.ValidationKeepsRng`` keeps validation out of the
 training's stream.
 """
 
