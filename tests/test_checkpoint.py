@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
 import pytest
 import torch
 
-from zoo.checkpoint import CheckpointError, atomic_torch_save, load_model, read_checkpoint
+import zoo.data.io
+from zoo.checkpoint import (
+    CheckpointError,
+    CheckpointWriteError,
+    atomic_torch_save,
+    load_model,
+    read_checkpoint,
+)
 
 TINY_CFG = {
     "_target_": "tests.helpers.tiny_points.TinyPointSet",
@@ -113,5 +121,26 @@ def test_interrupted_save_leaves_old_file_intact(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "save", boom)
     with pytest.raises(KeyboardInterrupt):
         atomic_torch_save({"x": 1}, tmp_path / "a.ckpt")
+    assert (tmp_path / "a.ckpt").read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["a.ckpt"]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_full_disk_save_raises_one_clear_error_and_leaves_old_file_intact(tmp_path, monkeypatch):
+    """Writes that fail with ENOSPC (``/dev/full``): torch's zip writer would add a second
+    ``RuntimeError: unexpected pos``; atomic_torch_save raises one CheckpointWriteError naming
+    the file, removes its temporary file and leaves the older checkpoint as it was."""
+    _tiny_checkpoint(tmp_path / "a.ckpt")
+    before = (tmp_path / "a.ckpt").read_bytes()
+
+    def full_disk(path, mode="r", *args, **kwargs):  # the writer's temp file is on a full disk
+        return open("/dev/full", mode, *args, **kwargs) if "w" in mode else open(path, mode)
+
+    monkeypatch.setattr(zoo.data.io, "open", full_disk, raising=False)
+    with pytest.raises(CheckpointWriteError) as info:
+        atomic_torch_save({"w": torch.zeros(100_000)}, tmp_path / "a.ckpt")
+    assert str(info.value) == f"{tmp_path / 'a.ckpt'}: cannot write the checkpoint: " + (
+        os.strerror(errno.ENOSPC)
+    )
     assert (tmp_path / "a.ckpt").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["a.ckpt"]

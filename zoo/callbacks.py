@@ -6,9 +6,11 @@ so the newest checkpoint on disk stays the last good one, and ``zoo.train`` exit
 with one line. ``FinalCheckpoint`` (added by ``zoo.train`` itself) writes ``last.ckpt`` at the
 end of fit from inside the training processes, so it holds the true final step and optimiser
 state under every strategy, ``ddp_spawn`` included (whose launching process never trains).
-``ModelTable`` prints the model summary without Lightning's meaningless ``Total FLOPs: 0``;
-``ProgressLog`` writes progress milestones to ``train.log``; ``WallClockSnapshots`` saves
-weights at given training wall times (quality-vs-time curves).
+``ValidationKeepsRng`` (added by ``zoo.train``) keeps validation out of the training's random
+numbers, so that a resumed run repeats an uninterrupted one. ``ModelTable`` prints the model
+summary without Lightning's meaningless ``Total FLOPs: 0``; ``ProgressLog`` writes progress
+milestones to ``train.log``; ``WallClockSnapshots`` saves weights at given training wall times
+(quality-vs-time curves).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary
 
 from zoo.cli_utils import write_json
+from zoo.data.resumable import rng_states, set_rng_states
 
 _log = logging.getLogger("zoo.run")
 
@@ -155,6 +158,38 @@ class FinalCheckpoint(pl.Callback):
                     cb.last_model_path = self.path
                     if hasattr(cb, "_last_checkpoint_saved"):
                         cb._last_checkpoint_saved = self.path
+
+
+class ValidationKeepsRng(pl.Callback):
+    """Validation during fit leaves the training's random numbers where they were.
+
+    Validation may draw random numbers (a generative model's samples, a NeRF's stratified ray
+    samples, the validation loader's seed when it starts); the process's random-number states
+    are taken at the end of every training batch and put back when a validation ends (or is
+    interrupted). Training then depends on the seed and the step only, not on how often it is
+    validated, and a run resumed from a checkpoint written right before a validation draws the
+    same numbers as one never stopped (:class:`zoo.data.resumable.ResumableDataLoader`).
+    Added by ``zoo.train`` itself.
+    """
+
+    def __init__(self) -> None:
+        self._states: dict[str, Any] | None = None
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        self._states = rng_states()
+
+    def _restore(self) -> None:
+        if self._states is not None:
+            set_rng_states(self._states)
+            self._states = None
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._restore()
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        self._restore()  # e.g. SIGTERM mid-validation: the state saved next is training's
 
 
 class ModelTable(ModelSummary):

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+from zoo.data.io import atomic_write
 
 ALLOWED_TARGET_PREFIXES = ("zoo.", "torch.optim.", "torch.nn.")
 
@@ -37,21 +38,50 @@ class CheckpointError(ValueError):
         self.path = str(path)
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint that could not be written (full disk, quota, read-only or unwritable
+    folder). Nothing was left under its name: an older file there is intact."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        super().__init__(f"{path}: cannot write the checkpoint: {problem}")
+        self.path = str(path)
+        self.problem = problem
+
+    def __str__(self) -> str:  # OSError's own would print the args tuple
+        return f"{self.path}: cannot write the checkpoint: {self.problem}"
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable from ddp_spawn workers
+        return (type(self), (self.path, self.problem))
+
+
+def os_error_in(e: BaseException) -> OSError | None:
+    """The OSError that ``e`` is or was raised while handling (torch's zip writer turns a
+    failed write into ``RuntimeError: ... unexpected pos``, its context the real OSError)."""
+    seen: BaseException | None = e
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, OSError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``:
-    a reader (or a crash) never sees a half-written checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    a reader (or a crash) never sees a half-written checkpoint.
+
+    Raises:
+        CheckpointWriteError: the file could not be written (e.g. ``No space left on
+            device``); the temporary file is removed and an older ``path`` is untouched.
+    """
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        atomic_write(path, lambda f: torch.save(obj, f))
+    except (OSError, RuntimeError) as e:
+        cause = os_error_in(e)
+        if cause is None:
+            raise
+        raise CheckpointWriteError(path, cause.strerror or str(cause)) from None
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -24,6 +24,7 @@ traceback instead.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
 import os
@@ -43,8 +44,15 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from zoo.callbacks import FinalCheckpoint, NonFiniteLossError
-from zoo.checkpoint import AtomicCheckpointIO, CheckpointError, read_checkpoint, zoo_meta
+from zoo.callbacks import FinalCheckpoint, NonFiniteLossError, ValidationKeepsRng
+from zoo.checkpoint import (
+    AtomicCheckpointIO,
+    CheckpointError,
+    CheckpointWriteError,
+    os_error_in,
+    read_checkpoint,
+    zoo_meta,
+)
 from zoo.cli_utils import CONF_DIR, fail, quiet_lightning, write_json
 from zoo.data.io import DataError
 from zoo.evaluation import evaluate, format_metrics
@@ -264,6 +272,46 @@ class Preempted(Exception):
     """Training stopped by SIGTERM (what a scheduler sends on preemption) before its end."""
 
 
+class OutputError(Exception):
+    """An output (a checkpoint, a log, the metrics) could not be written; the message names the
+    file, the reason and the last good checkpoint."""
+
+
+# Failures of a write whatever the file: no space, quota, file too large, read-only file system.
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+
+
+def last_good_checkpoint(ckpt_dir: Path) -> tuple[Path, int] | None:
+    """The newest readable checkpoint under ``ckpt_dir`` and its step (checkpoints are written
+    atomically, so every ``*.ckpt`` there is complete), or None."""
+    for path in sorted(ckpt_dir.glob("*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            return path, int(read_checkpoint(path).get("global_step", -1))
+        except CheckpointError:
+            continue
+    return None
+
+
+def output_error(e: BaseException, ckpt_dir: Path) -> OutputError | None:
+    """``e`` as an :class:`OutputError` when it is a failed write (a checkpoint that could not be
+    written, or any file on a full / read-only disk), else None."""
+    if isinstance(e, CheckpointWriteError):
+        what = str(e)
+    else:
+        cause = os_error_in(e)
+        if cause is None or cause.errno not in _WRITE_ERRNOS:
+            return None
+        what = f"{cause.filename or 'an output file'}: cannot write: {cause.strerror}"
+    good = last_good_checkpoint(ckpt_dir)
+    kept = (
+        f"the last good checkpoint is {good[0]} (step {good[1]}); free space or write "
+        "elsewhere (hydra.run.dir=...), then run the same command with resume=true to continue"
+        if good
+        else "no checkpoint had been written yet"
+    )
+    return OutputError(f"{what}; nothing half-written was left, {kept}")
+
+
 def _checkpoint_dir(callbacks: list[Any], run_dir: Path) -> Path:
     for cb in callbacks:
         if isinstance(cb, ModelCheckpoint) and cb.dirpath:
@@ -311,6 +359,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     final_ckpt = _checkpoint_dir(callbacks, run_dir) / "last.ckpt"
     # The final weights and optimiser state (for resuming), whatever the save interval.
     callbacks.append(FinalCheckpoint(final_ckpt))
+    # Validation draws no number of the training's random stream (bit-exact resumes).
+    callbacks.append(ValidationKeepsRng())
     if viewer is not None:
         callbacks.append(viewer)
     trainer: pl.Trainer = _instantiate(
@@ -327,6 +377,30 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             f"{model.name}: training in {trainer.world_size} processes is not supported yet "
             f"({unsupported}); train on one device (trainer.devices=1, trainer.num_nodes=1)"
         )
+    ckpt_dir = final_ckpt.parent
+    try:
+        return _fit_and_evaluate(
+            cfg, model, datamodule, trainer, resume_from, final_ckpt, loggers, info
+        )
+    except Exception as e:
+        failed_write = output_error(e, ckpt_dir)
+        if failed_write is None:
+            raise
+        raise failed_write from None
+
+
+def _fit_and_evaluate(
+    cfg: DictConfig,
+    model: Any,
+    datamodule: Any,
+    trainer: pl.Trainer,
+    resume_from: str | None,
+    final_ckpt: Path,
+    loggers: list[Any],
+    info: dict[str, Any],
+) -> dict[str, Any]:
+    """Fit (from ``resume_from`` if given), write ``final_ckpt``, evaluate on rank 0."""
+    run_dir = Path(cfg.run_dir)
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
     except SIGTERMException:
@@ -406,7 +480,9 @@ def _log_file() -> Path | None:
 
 def _worker_error_line(e: BaseException) -> str | None:
     """The one-line message of one of our errors raised in a ``ddp_spawn`` worker, if any."""
-    names = [t.__name__ for t in (*_INPUT_ERRORS, NonFiniteLossError, ConfigError)]
+    names = [
+        t.__name__ for t in (*_INPUT_ERRORS, NonFiniteLossError, ConfigError, CheckpointWriteError)
+    ]
     for line in reversed(str(e).strip().splitlines()):
         for name in names:
             if f"{name}: " in line:
@@ -425,6 +501,10 @@ def main(cfg: DictConfig) -> float | None:
         fail(str(e), code=3)
     except Preempted as e:
         fail(str(e), code=128 + signal.SIGTERM)
+    except OutputError as e:
+        if full_error:
+            raise
+        fail(str(e))
     except (*_INPUT_ERRORS, ConfigError) as e:
         if full_error:
             raise

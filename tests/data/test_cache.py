@@ -179,7 +179,9 @@ def test_voxels_match_inside_test_at_centres(built) -> None:
         assert np.array_equal(vox[sure], d[sure] < 0)
 
 
-def test_second_ensure_reuses_and_corrupt_entry_is_rebuilt(tmp_path, shape_and_mesh_file) -> None:
+def test_second_ensure_reuses_and_corrupt_entry_is_rebuilt(
+    tmp_path, shape_and_mesh_file, capsys
+) -> None:
     _, path = shape_and_mesh_file
     cache = _cache(tmp_path)
     e = ShapeEntry("03001627", "abc", "train", path)
@@ -197,8 +199,14 @@ def test_second_ensure_reuses_and_corrupt_entry_is_rebuilt(tmp_path, shape_and_m
     sdf_file.write_bytes(sdf_file.read_bytes()[:1000])
     with pytest.raises(DataError, match="abc.npy"):
         cache.load_cloud(e)
+    capsys.readouterr()
     fixed = cache.ensure([e], ("points", "sdf"), progress=False)
     assert fixed.invalid == 2 and fixed.built == 2
+    # Said, one warning line per damaged file, naming it; nothing for files only missing.
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2, lines
+    for line, damaged in zip(sorted(lines), sorted([str(cloud_file), str(sdf_file)]), strict=True):
+        assert line.startswith(f"warning: damaged cache file regenerated: {damaged}: "), line
     np.testing.assert_array_equal(cache.load_cloud(e), good_cloud)  # deterministic rebuild
     cache.load_sdf(e)
 

@@ -6,6 +6,7 @@ Kept free of pytest so that the training subprocess can import :class:`Throttle`
 from __future__ import annotations
 
 import os
+import signal as signal_mod
 import subprocess
 import sys
 import time
@@ -150,3 +151,45 @@ class Throttle(pl.Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
         time.sleep(self.seconds)
+
+
+class FullDisk(pl.Callback):
+    """Test-only callback: from training step ``at_step`` on, every file the atomic writers
+    open (``os.fdopen`` of their temporary file) is ``/dev/full``, whose writes fail with
+    ``ENOSPC`` as on a full disk; the real checkpoint writer meets the real error."""
+
+    def __init__(self, at_step: int) -> None:
+        self.at_step = int(at_step)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        if trainer.global_step < self.at_step or getattr(os.fdopen, "full_disk", False):
+            return
+        real = os.fdopen
+
+        def full(fd: int, *a: Any, **k: Any) -> Any:
+            os.close(fd)
+            return real(os.open("/dev/full", os.O_WRONLY), *a, **k)
+
+        full.full_disk = True  # type: ignore[attr-defined]
+        os.fdopen = full
+
+
+class SignalAt(pl.Callback):
+    """Test-only callback: the process sends itself ``signal`` (by name; SIGKILL: no handler,
+    no cleanup) at the end of training step ``step``, to stop it at a chosen point."""
+
+    def __init__(self, step: int, signal: str = "SIGKILL") -> None:
+        self.step = int(step)
+        self.signal = getattr(signal_mod, signal)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), self.signal)
+
+
+class SigtermAt(SignalAt):
+    """:class:`SignalAt` with SIGTERM (a scheduler's preemption: Lightning stops after the
+    step, ``zoo.train`` saves the state and exits with 143)."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(step, "SIGTERM")

@@ -146,3 +146,63 @@ def test_a_resumed_run_keeps_the_csv_log_it_had(tmp_path):
     assert (tmp_path / "csv" / "metrics.1.csv").read_text() == first
     assert "30" in (tmp_path / "csv" / "metrics.csv").read_text()
     assert "20" in (tmp_path / "csv" / "metrics.2.csv").read_text()
+
+
+def _weights(path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def _stop_and_resume(args: list[str], stop: list[str]) -> tuple[int, dict]:
+    """Run ``args`` plus the ``stop`` callback (the process ends by a signal it sends itself),
+    then ``args`` with resume=true; returns the exit status of the stopped run and the data
+    loader's state in the checkpoint it resumed from."""
+    stopped = run("zoo.train", *args, *stop)
+    run_dir = next(a.split("=", 1)[1] for a in args if a.startswith("hydra.run.dir="))
+    last = f"{run_dir}/checkpoints/last.ckpt"
+    loader = torch.load(last, map_location="cpu", weights_only=True)["loops"]["fit_loop"]
+    check(run("zoo.train", *args, "resume=true"))
+    return stopped.returncode, loader["state_dict"]["combined_loader"][0]
+
+
+def test_sigterm_mid_epoch_then_resume_gives_the_uninterrupted_weights(
+    synth_root, tiny_single, tmp_path
+):
+    """The tiny shape model stopped by SIGTERM in the middle of an epoch (step 13 of 40, two
+    batches an epoch) and resumed ends with the very weights of the uninterrupted run with the
+    same seed: the resumed epoch continues the same shuffled order and random points."""
+    ref_dir, _ = tiny_single
+    run_dir = tmp_path / "run"
+    args = tiny_args(synth_root, run_dir, "logger=none", "seed=0")
+    stop = [
+        "+callbacks.term._target_=tests.reliability.clirun.SigtermAt",
+        "+callbacks.term.step=13",
+    ]
+    code, loader = _stop_and_resume(args, stop)
+    assert code == 143
+    assert 0 < loader["batches"] < loader["length"], loader  # stopped mid-epoch
+    ref, got = (
+        _weights(ref_dir / "checkpoints" / "last.ckpt"),
+        _weights(run_dir / "checkpoints" / "last.ckpt"),
+    )
+    assert ref.keys() == got.keys()
+    assert all(torch.equal(ref[k], got[k]) for k in ref)
+
+
+def test_nerf_killed_after_a_checkpoint_before_a_validation_resumes_bit_exactly(
+    synth_root, tmp_path
+):
+    """A radiance model killed (SIGKILL) at step 17, resumed from its step-15 checkpoint,
+    written right before the validation of step 15: the same final weights as a run never
+    stopped (the same rays, and validation draws none of the training's random numbers)."""
+    base = ["logger=none", "trainer.max_steps=30", "callbacks.checkpoint.every_n_train_steps=15"]
+    ref_dir, run_dir = tmp_path / "ref", tmp_path / "run"
+    check(run("zoo.train", *nerf_args(synth_root, ref_dir, *base)))
+    stop = ["+callbacks.kill._target_=tests.reliability.clirun.SignalAt", "+callbacks.kill.step=17"]
+    code, loader = _stop_and_resume(nerf_args(synth_root, run_dir, *base), stop)
+    assert code == -9
+    assert 0 < loader["batches"] < loader["length"], loader
+    ref, got = (
+        _weights(ref_dir / "checkpoints" / "last.ckpt"),
+        _weights(run_dir / "checkpoints" / "last.ckpt"),
+    )
+    assert all(torch.equal(ref[k], got[k]) for k in ref)

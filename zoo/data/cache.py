@@ -31,8 +31,10 @@ of an R^3 grid over [-0.5, 0.5]^3 (:func:`zoo.ops.voxelize.voxelize`).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +56,8 @@ from zoo.data.io import (
     remove_stale_temps,
     write_manifest,
 )
+
+log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
 DEFAULT_SURFACE_POINTS = pc15k.NUM_POINTS
@@ -195,6 +199,15 @@ def load_normals(path: str | os.PathLike[str], n_points: int) -> np.ndarray:
     if np.abs(lengths - 1.0).max() > 1e-3:
         raise DataError(path, "normals", f"not unit length (min {lengths.min():.3g})")
     return normals
+
+
+def warn_damaged(problem: DataError) -> None:
+    """One ``warning:`` line (stderr, and the run's log) naming a damaged cache file that is
+    about to be regenerated."""
+    detail = str(problem).splitlines()[0]
+    line = f"warning: damaged cache file regenerated: {detail}"
+    print(line, file=sys.stderr, flush=True)
+    log.info(line)
 
 
 class ShapeCache:
@@ -345,28 +358,33 @@ class ShapeCache:
         return normalize_mesh(mesh) if self.normalize else mesh
 
     # ------------------------------------------------------------------ building
-    def _valid_points(self, e: ShapeEntry) -> bool:
+    def _points_problem(self, e: ShapeEntry) -> DataError | None:
+        """Why the entry's surface cloud or normals cannot be used (None: they can)."""
         try:
             self.load_cloud(e)
             self.load_normals(e)
-            return True
-        except DataError:
-            return False
+        except DataError as err:
+            return err
+        return None
 
-    def _valid_sdf(self, e: ShapeEntry) -> bool:
+    def _sdf_problem(self, e: ShapeEntry) -> DataError | None:
         try:
             pos, neg = self.load_sdf(e)
             load_surface_ply(self.surface_path(e), self.n_surface)
-            return len(pos) + len(neg) == self.sdf_samples
-        except DataError:
-            return False
+        except DataError as err:
+            return err
+        if len(pos) + len(neg) != self.sdf_samples:
+            n = len(pos) + len(neg)
+            want = self.sdf_samples
+            return DataError(self.sdf_path(e), "pos/neg", f"{n} samples, expected {want}")
+        return None
 
-    def _valid_voxels(self, e: ShapeEntry, r: int) -> bool:
+    def _voxels_problem(self, e: ShapeEntry, r: int) -> DataError | None:
         try:
             self.load_voxels(e, r)
-            return True
-        except DataError:
-            return False
+        except DataError as err:
+            return err
+        return None
 
     def _surface(self, e: ShapeEntry, mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray]:
         from zoo.ops.surface import sample_surface
@@ -446,24 +464,27 @@ class ShapeCache:
         for r in resolutions:
             self._prepare(self.voxel_root(r), self.voxel_params(r), stats)
 
-        # Which (entry, job) pairs need work. A file that exists but fails validation counts
-        # as invalid (e.g. truncated by a crash of an older writer or by hand).
+        # Which (entry, job) pairs need work. A file that exists but fails validation (e.g.
+        # truncated by a crash of an older writer, or by hand) is damaged: it is regenerated,
+        # and a warning line names it.
         todo: list[tuple[ShapeEntry, list[tuple[str, int]]]] = []
         for e in entries:
             jobs: list[tuple[str, int]] = []
-            checks: list[tuple[str, int, bool, Path]] = []
+            checks: list[tuple[str, int, DataError | None]] = []
             if "points" in forms:
-                checks.append(("points", 0, self._valid_points(e), self.cloud_path(e)))
+                checks.append(("points", 0, self._points_problem(e)))
             if "sdf" in forms:
-                checks.append(("sdf", 0, self._valid_sdf(e), self.sdf_path(e)))
+                checks.append(("sdf", 0, self._sdf_problem(e)))
             for r in resolutions:
-                checks.append(("voxels", r, self._valid_voxels(e, r), self.voxel_path(e, r)))
-            for job, r, ok, path in checks:
-                if ok:
+                checks.append(("voxels", r, self._voxels_problem(e, r)))
+            for job, r, problem in checks:
+                if problem is None:
                     stats.reused += 1
-                else:
-                    stats.invalid += int(path.exists())
-                    jobs.append((job, r))
+                    continue
+                if Path(problem.path).exists():
+                    stats.invalid += 1
+                    warn_damaged(problem)
+                jobs.append((job, r))
             if jobs:
                 todo.append((e, jobs))
 

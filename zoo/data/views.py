@@ -57,6 +57,7 @@ from zoo.data.render_cache import (
     ensure_synth_scene,
     read_scene_info,
 )
+from zoo.data.resumable import ResumableDataLoader
 from zoo.ops.rays import generate_radii, generate_rays, pixel_radii, rays_for_pixels
 from zoo.representation import ShapeTarget
 from zoo.structures.cameras import Cameras
@@ -105,12 +106,14 @@ class EpochSampler(Sampler[int]):
     """Yields global batch numbers ``epoch * n + i`` for ``i < n``.
 
     Lightning calls :meth:`set_epoch` before each training epoch; used on its own, the epoch
-    advances by one per pass.
+    advances by one per pass. ``skip``: the next pass leaves out its first ``skip`` numbers
+    (a run resumed mid-epoch, :class:`zoo.data.resumable.ResumableDataLoader`).
     """
 
     def __init__(self, n: int) -> None:
         self.n = int(n)
         self.epoch = 0
+        self.skip = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -122,9 +125,9 @@ class EpochSampler(Sampler[int]):
         # A generator: the body (and the increment) runs only when the pass starts, so an
         # iterator that a DataLoader creates and drops (it calls iter() twice with workers)
         # does not skip an epoch.
-        epoch = self.epoch
-        self.epoch = epoch + 1
-        yield from range(epoch * self.n, (epoch + 1) * self.n)
+        epoch, skip = self.epoch, self.skip
+        self.epoch, self.skip = epoch + 1, 0
+        yield from range(epoch * self.n + skip, (epoch + 1) * self.n)
 
 
 class RandomRays(Dataset):
@@ -307,8 +310,12 @@ class ViewsDataModule(pl.LightningDataModule, abc.ABC):
         _ = self.scene
 
     # ---- dataloaders --------------------------------------------------------------------
-    def _loader(self, dataset: Dataset, sampler: Sampler | None = None) -> DataLoader:
-        return DataLoader(
+    def _loader(
+        self, dataset: Dataset, sampler: Sampler | None = None, resumable: bool = False
+    ) -> DataLoader:
+        """Batches of ``dataset``; ``resumable`` (training): a run resumed mid-epoch continues
+        the epoch where it stopped."""
+        return (ResumableDataLoader if resumable else DataLoader)(
             dataset,
             batch_size=None,
             sampler=sampler,
@@ -326,7 +333,7 @@ class ViewsDataModule(pl.LightningDataModule, abc.ABC):
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.train_dataset()
-        return self._loader(dataset, EpochSampler(len(dataset)))
+        return self._loader(dataset, EpochSampler(len(dataset)), resumable=True)
 
     def val_dataloader(self) -> DataLoader:
         split = self.scene.splits["val"]

@@ -12,6 +12,7 @@ float16 to keep files small; they are cast back to the model's dtype on load, an
 metrics are those of the stored (rounded) weights.
 
     python -m zoo.pretrained list
+    python -m zoo.pretrained check      # entries whose command no longer trains what they ship
     python -m zoo.pretrained export --ckpt outputs/ngp/.../last.ckpt --name ngp-synth-chair
     python -m zoo.eval pretrained=ngp-synth-chair
 

@@ -3,6 +3,7 @@ exporting a training checkpoint into the registry (weights file, hash, training 
 of the stored weights); the ``python -m zoo.pretrained`` command line.
 
     python -m zoo.pretrained list
+    python -m zoo.pretrained check      # entries whose command no longer trains what they ship
     python -m zoo.pretrained export --ckpt outputs/.../last.ckpt --name deepsdf-synthshapes-chair \\
         --command "python -m zoo.train model=deepsdf ..." --eval data.shapes_per_category=20
 """
@@ -11,15 +12,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
-from hydra.utils import instantiate
+from hydra import compose, initialize_config_dir
+from hydra.utils import get_object, instantiate
+from omegaconf import OmegaConf
 
 from zoo.checkpoint import CheckpointError, load_model, read_checkpoint
+from zoo.cli_utils import CONF_DIR
 from zoo.evaluation import EvalConfig, evaluate
 from zoo.pretrained import (
     MAX_FILE_BYTES,
@@ -72,6 +77,66 @@ def _evaluate(
     dm.setup("test")
     cfg = EvalConfig(**{**settings, "save_images": out_dir is not None})
     return evaluate(model, dm, cfg, out_dir=out_dir)
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a.b": v}`` of a nested mapping's leaves (lists are leaves)."""
+    if not isinstance(node, dict) or not node:
+        return {prefix.removesuffix("."): node}
+    out: dict[str, Any] = {}
+    for k, v in node.items():
+        out.update(_flatten(v, f"{prefix}{k}."))
+    return out
+
+
+def _same_value(key: str, recorded: Any, now: Any) -> bool:
+    """Equal values; ``_target_`` paths are equal when they name the same object (a class
+    moved to another module and re-exported under its old path is the same class)."""
+    if recorded == now:
+        return True
+    if key.endswith("_target_") and isinstance(recorded, str) and isinstance(now, str):
+        try:
+            return get_object(recorded) is get_object(now)
+        except Exception:  # noqa: BLE001  (an import of a path that no longer exists)
+            return False
+    return False
+
+
+def command_drift(entry: PretrainedEntry) -> list[str]:
+    """How the config that ``entry.command`` composes today differs from the one its weights
+    were trained with (``entry.config``): one line per recorded model / data field whose value
+    changed or that is gone, and one when ``trainer.max_steps`` is no longer the recorded step
+    count. Empty: the command still trains what was shipped. Fields added since (absent from
+    the record) are not listed: the weights load with their defaults, and the entry's metric
+    test checks that these reproduce its recorded metrics.
+
+    Raises:
+        PretrainedError: the command is not ``python -m zoo.train <overrides>`` or does not
+            compose.
+    """
+    words = shlex.split(entry.command)
+    if words[:3] != ["python", "-m", "zoo.train"]:
+        raise PretrainedError(f"{entry.name}: command is not 'python -m zoo.train ...'")
+    try:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            cfg = compose(config_name="train", overrides=[*words[3:], "run_dir=."])
+    except Exception as e:  # noqa: BLE001  (Hydra's override and composition errors)
+        raise PretrainedError(f"{entry.name}: command does not compose: {e}") from None
+    drift = []
+    for group in ("model", "data"):
+        recorded = _flatten(entry.config.get(group) or {}, f"{group}.")
+        now = _flatten(OmegaConf.to_container(cfg[group], resolve=True), f"{group}.")
+        for key, value in recorded.items():
+            if key not in now:
+                drift.append(f"{key}: recorded {value!r}, no longer in the config")
+            elif not _same_value(key, value, now[key]):
+                drift.append(f"{key}: recorded {value!r}, the command gives {now[key]!r} now")
+    step = entry.train.get("global_step")
+    if step is not None and int(cfg.trainer.max_steps) != int(step):
+        drift.append(
+            f"trainer.max_steps: trained {step} steps, the command gives {cfg.trainer.max_steps}"
+        )
+    return drift
 
 
 def _time_file_stats(path: Path) -> dict[str, Any]:
@@ -176,8 +241,15 @@ def main(argv: list[str] | None = None) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("list", help="list the registry's entries")
-    ex = sub.add_parser("export", help="add a trained checkpoint to the registry")
+    reg = argparse.ArgumentParser(add_help=False)
+    reg.add_argument("--registry", default=None, help="a registry file (default: the shipped one)")
+    sub.add_parser("list", parents=[reg], help="list the registry's entries")
+    sub.add_parser(
+        "check",
+        parents=[reg],
+        help="entries whose recorded command no longer trains what they ship",
+    )
+    ex = sub.add_parser("export", parents=[reg], help="add a trained checkpoint to the registry")
     ex.add_argument("--ckpt", required=True)
     ex.add_argument("--name", required=True)
     ex.add_argument("--command", required=True, help="the training command, as run")
@@ -194,7 +266,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     ex.add_argument("--description", default="")
     ex.add_argument("--data-root", default=None, help="the data root recorded instead of the run's")
-    ex.add_argument("--registry", default=None)
     args = p.parse_args(argv)
     try:
         extra = _settings_of(getattr(args, "eval", []))
@@ -202,6 +273,14 @@ def main(argv: list[str] | None = None) -> None:
             for name, e in read_registry(args.registry).items():
                 print(f"{name:<28} {e.model:<10} {e.file}  ({e.command})")
             return
+        if args.cmd == "check":
+            lagging = 0
+            for name, e in read_registry(args.registry).items():
+                drift = command_drift(e)
+                lagging += bool(drift)
+                print(f"{name}: " + ("up to date" if not drift else "lags the code"))
+                print("".join(f"  {line}\n" for line in drift), end="")
+            raise SystemExit(1 if lagging else 0)
         entry = export(
             args.ckpt,
             args.name,

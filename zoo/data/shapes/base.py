@@ -21,6 +21,7 @@ from zoo.data.formats.shapenet import (
     name_of,
 )
 from zoo.data.io import DataError
+from zoo.data.resumable import ResumableDataLoader
 from zoo.representation import ShapeTarget
 
 EVAL_BBOX = ((-0.55, -0.55, -0.55), (0.55, 0.55, 0.55))
@@ -227,7 +228,8 @@ class ShapeDataModuleBase(pl.LightningDataModule):
         return SdfDataset(items, self.sdf_samples, train)
 
     def _loader(self, split: str) -> DataLoader:
-        return DataLoader(
+        # Training: a run resumed mid-epoch continues the epoch where it stopped.
+        return (ResumableDataLoader if split == "train" else DataLoader)(
             self.dataset(split),
             batch_size=self.batch_size,
             shuffle=split == "train",

@@ -26,12 +26,13 @@ import numpy as np
 import torch
 import trimesh
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
 from zoo.data.io import DataError
 from zoo.metrics import mse_to_psnr, ssim
 from zoo.models.base import ZooModel
 from zoo.models.gaussians.ply import SplatArrays, read_splat_ply, write_splat_ply
-from zoo.models.gaussians.strategy import DensityControl
+from zoo.models.gaussians.strategy import DensityControl, average_gradients
 from zoo.models.gaussians.tsdf import fusion_cameras, tsdf_mesh
 from zoo.models.registry import register_model
 from zoo.nn.encodings import SphericalHarmonicsEncoding
@@ -71,14 +72,6 @@ class GaussianSplatting(ZooModel):
     data_form: ClassVar[str] = "images"
     generative: ClassVar[bool] = False
     per_scene: ClassVar[bool] = True
-    # Densification replaces the parameter tensors (clone / split / prune), which DDP's gradient
-    # reducer, built once over the initial parameters, cannot follow: after the first
-    # densification the ranks would silently train apart. zoo.train refuses more than one
-    # process for this model until densification is synchronised across ranks.
-    ddp_unsupported: ClassVar[str] = (
-        "densification replaces the Gaussians' parameter tensors, which DDP's gradient reducer "
-        "cannot follow"
-    )
     GAUSSIAN_PARAMS: ClassVar[tuple[str, ...]] = (
         "means",
         "log_scales",
@@ -379,14 +372,25 @@ class GaussianSplatting(ZooModel):
         loss = (1 - self.ssim_weight) * l1 + self.ssim_weight * (1 - ssim(pred, image))
         optimizer.zero_grad(set_to_none=True)
         if self._trainer is not None:
+            self._own_gradient_sync()
             self.manual_backward(loss)
         else:
             loss.backward()
+        average_gradients(self)  # several processes: DDP's reducer is off (strategy.py)
         self.strategy.update_stats(self, proj, camera.width, camera.height)
         optimizer.step()
         self.strategy.step(self, optimizer, step + 1)
         psnr = mse_to_psnr(((pred.detach().clamp(0, 1) - image) ** 2).mean())
         return loss.detach(), psnr
+
+    def _own_gradient_sync(self) -> None:
+        """Under DDP, switch its gradient reducer and buffer broadcast off: densification
+        replaces the tensors they were built over; :func:`average_gradients` and the strategy's
+        statistics reduction take their place."""
+        ddp = getattr(self.trainer.strategy, "model", None)
+        if isinstance(ddp, DistributedDataParallel):
+            ddp.require_backward_grad_sync = False
+            ddp.require_forward_param_sync = False
 
     @staticmethod
     def _camera(batch: dict[str, Tensor], height: int, width: int) -> Cameras:

@@ -19,6 +19,14 @@ Reference settings (graphdeco-inria/gaussian-splatting ``arguments/__init__.py``
 - every ``reset_every`` (3000) steps (before ``refine_stop``) opacities are **reset** to at most
   0.01 (their Adam moments zeroed).
 
+Several processes (DDP): every rank keeps a full copy of the Gaussians and renders its own
+views. Before each densification the statistics are summed (maximum for the screen radii) over
+the ranks (:func:`reduce_stats`), so every rank decides the same clones, splits and prunes, and
+rank 0's result is then broadcast (:func:`broadcast_gaussians`: the splits' random samples
+agree too). DDP's gradient reducer, built over the parameter tensors that existed when it
+wrapped the model, cannot follow the tensors that densification puts in their place: the model
+switches it off and averages its gradients itself (:func:`average_gradients`).
+
 ``max_gaussians`` (not in the paper) caps the count: when densification would exceed it, only
 the candidates with the largest gradients are cloned / split. The step is taken after the
 optimiser step (gsplat's order; the reference densifies just before it, so its new Gaussians
@@ -131,6 +139,12 @@ class DensityControl:
         return done
 
     def densify_and_prune(self, model: nn.Module, optimizer: Any, step: int) -> dict[str, int]:
+        reduce_stats(model)  # every rank decides on the statistics of all ranks' views
+        done = self._densify_and_prune(model, optimizer, step)
+        broadcast_gaussians(model)
+        return done
+
+    def _densify_and_prune(self, model: nn.Module, optimizer: Any, step: int) -> dict[str, int]:
         extent = float(model.scene_extent)
         grads = model.grad_accum / model.grad_count.clamp_min(1)  # (N,)
         big = model.log_scales.exp().amax(-1) > self.percent_dense * extent  # (N,)
@@ -204,4 +218,54 @@ class DensityControl:
         # Buffers are per-Gaussian statistics, not moments: keep them.
 
 
-__all__ = ["DensityControl", "edit_gaussians"]
+# ---- several processes ---------------------------------------------------------------------
+def world_size() -> int:
+    """Processes of the default ``torch.distributed`` group (1 when there is none)."""
+    dist = torch.distributed
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+@torch.no_grad()
+def reduce_stats(model: nn.Module) -> None:
+    """Densification statistics of all ranks on every rank: gradient norms and counts summed,
+    screen radii maximised (as one process would have accumulated them over all the views)."""
+    if world_size() == 1:
+        return
+    dist = torch.distributed
+    dist.all_reduce(model.grad_accum, op=dist.ReduceOp.SUM)
+    dist.all_reduce(model.grad_count, op=dist.ReduceOp.SUM)
+    dist.all_reduce(model.max_radii, op=dist.ReduceOp.MAX)
+
+
+@torch.no_grad()
+def broadcast_gaussians(model: nn.Module) -> None:
+    """Rank 0's Gaussians on every rank (same count on all ranks: the decisions agree)."""
+    if world_size() == 1:
+        return
+    for name in model.GAUSSIAN_PARAMS:
+        torch.distributed.broadcast(getattr(model, name).data, src=0)
+
+
+@torch.no_grad()
+def average_gradients(model: nn.Module) -> None:
+    """The Gaussians' gradients averaged over the ranks, in one all-reduce of the flattened
+    gradients (parameters without a gradient, e.g. unused SH bands, keep none)."""
+    world = world_size()
+    if world == 1:
+        return
+    params = [p for p in (getattr(model, n) for n in model.GAUSSIAN_PARAMS) if p.grad is not None]
+    flat = torch.cat([p.grad.reshape(-1) for p in params])  # (sum of numels,)
+    torch.distributed.all_reduce(flat, op=torch.distributed.ReduceOp.SUM)
+    flat /= world
+    for p, g in zip(params, flat.split([p.numel() for p in params]), strict=True):
+        p.grad = g.view_as(p)
+
+
+__all__ = [
+    "DensityControl",
+    "average_gradients",
+    "broadcast_gaussians",
+    "edit_gaussians",
+    "reduce_stats",
+    "world_size",
+]
