@@ -27,6 +27,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary
 
 from zoo.cli_utils import write_json
 from zoo.data.resumable import rng_states, set_rng_states
+from zoo.run_log import say
 
 _log = logging.getLogger("zoo.run")
 
@@ -208,7 +209,6 @@ class ModelTable(ModelSummary):
         total_flops: int,
         **summarize_kwargs: Any,
     ) -> None:
-        from zoo.run_log import say
 
         say(format_model_table(summary_data, total_parameters, trainable_parameters, total_flops))
 

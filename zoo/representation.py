@@ -18,6 +18,8 @@ import torch
 import trimesh
 from torch import Tensor
 
+from zoo.ops.raycast import render_mesh
+from zoo.ops.surface import sample_surface
 from zoo.structures.cameras import Cameras
 
 Kind = Literal["voxel", "points", "mesh", "sdf", "radiance"]
@@ -107,8 +109,6 @@ class Representation(abc.ABC):
 
     def to_points(self, shape: Any, n: int = 2048, seed: int | None = 0) -> Tensor:
         """(n, 3) points on the surface of ``shape``; default: area-weighted mesh sampling."""
-        from zoo.ops.surface import sample_surface
-
         points, _ = sample_surface(self.to_mesh(shape), n, seed=seed)
         return points
 
@@ -148,8 +148,6 @@ class Representation(abc.ABC):
         """Images and auxiliary maps: at least ``rgb`` (B, H, W, 3); where known also ``depth``
         (B, H, W) z-depth and ``opacity``/``mask`` (B, H, W). Default: the shared CPU ray caster
         on ``to_mesh`` (white background); radiance models override it with volume rendering."""
-        from zoo.ops.raycast import render_mesh
-
         return render_mesh(self.to_mesh(shape), cameras)
 
     @property

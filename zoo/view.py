@@ -23,6 +23,8 @@ from zoo.cli_utils import (
     quiet_lightning,
 )
 from zoo.viewer import ViewerUnavailable, require_viser
+from zoo.viewer.server import start_server, stop_server
+from zoo.viewer.session import ViewerSession, ViewOptions
 
 
 def run_view(cfg: DictConfig) -> None:
@@ -36,8 +38,6 @@ def run_view(cfg: DictConfig) -> None:
         require_viser()
     except ViewerUnavailable as e:
         fail(str(e))
-    from zoo.viewer.server import start_server, stop_server
-    from zoo.viewer.session import ViewerSession, ViewOptions
 
     device = pick_device(cfg.device)
     model, meta = load_source(cfg, "zoo.view", device)

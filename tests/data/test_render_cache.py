@@ -11,6 +11,7 @@ import pytest
 import torch
 import trimesh
 
+import zoo.data.render_cache as render_cache
 import zoo.ops.raycast as raycast
 from zoo.data import synthshapes
 from zoo.data.formats.blender import load_blender
@@ -145,8 +146,9 @@ def test_depth_reprojects_onto_mesh(scene):
 
 def test_cache_reuse_and_rebuild(tmp_path, monkeypatch):
     calls = []
-    real = raycast.render_mesh
-    monkeypatch.setattr(raycast, "render_mesh", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = render_cache.render_mesh
+    counted = lambda *a, **k: calls.append(1) or real(*a, **k)  # noqa: E731
+    monkeypatch.setattr(render_cache, "render_mesh", counted)
     mesh, kw = _mesh(), {**SMALL, "resolution": 12}
     splits = 3  # one ray-casting call per split (train, val, test) and build
     root = render_scene(mesh, tmp_path / "s", **kw)

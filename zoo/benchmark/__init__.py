@@ -34,6 +34,20 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from zoo.benchmark.report import markdown_table, write_report
+from zoo.benchmark.showcase import Showcase, find_target, score, showcase_id, to_uint8
+from zoo.checkpoint import load_model
+from zoo.cli_utils import pick_device, quiet_lightning, write_json
+from zoo.evaluation import (
+    evaluate,
+    generation_baselines,
+    reference_categories,
+    reference_set,
+)
+from zoo.export import export_mesh, export_points
+from zoo.pretrained import PretrainedError, load_pretrained, write_weights
+from zoo.train import train
+
 log = logging.getLogger(__name__)
 
 SKIP_FORWARD = (
@@ -54,8 +68,6 @@ def _peak_mb(device: torch.device) -> float:
 
 def _weights_mb(model: Any, meta: dict[str, Any]) -> float:
     """Size of the model's float32 safetensors weights file."""
-    from zoo.pretrained import write_weights
-
     with tempfile.TemporaryDirectory() as tmp:
         path = write_weights(model, meta, Path(tmp) / "w.safetensors")
         return path.stat().st_size / 2**20
@@ -85,8 +97,6 @@ def _showcase(cfg: DictConfig, model: Any, dm: Any, mid: str, index: int | None)
     """The showcase shape for ``model`` (``dm``: its set-up datamodule); its views only where
     the data renders scenes."""
     from hydra.utils import instantiate
-
-    from zoo.benchmark.showcase import Showcase, find_target
 
     cameras = images = scene_mesh = None
     scene_target = None
@@ -124,10 +134,6 @@ def run_model(cfg: DictConfig) -> dict[str, Any]:
     import imageio.v3 as iio
     from hydra.utils import instantiate
 
-    from zoo.benchmark.showcase import score, showcase_id, to_uint8
-    from zoo.cli_utils import pick_device, quiet_lightning, write_json
-    from zoo.evaluation import evaluate
-
     quiet_lightning()
     device = pick_device("auto")
     run_dir = Path(cfg.run_dir)
@@ -141,8 +147,6 @@ def run_model(cfg: DictConfig) -> dict[str, Any]:
     eval_cfg = instantiate(cfg.eval)
     source: str
     if cfg.pretrained:
-        from zoo.pretrained import PretrainedError, load_pretrained
-
         name = cfg.pretrained_names.get(choice)
         if not name:
             raise PretrainedError(f"pretrained_names has no entry for model {choice!r}")
@@ -157,9 +161,6 @@ def run_model(cfg: DictConfig) -> dict[str, Any]:
         peak = entry.train.get("peak_rss_mb")
         command = entry.command
     else:
-        from zoo.checkpoint import load_model
-        from zoo.train import train
-
         t0 = time.perf_counter()
         trained = train(cfg)
         train_s = time.perf_counter() - t0
@@ -215,8 +216,6 @@ def run_model(cfg: DictConfig) -> dict[str, Any]:
 
 def _gen_categories(dm: Any, eval_cfg: Any) -> list[str]:
     """The categories of ``dm``'s generation references under ``eval_cfg``."""
-    from zoo.evaluation import reference_categories, reference_set
-
     targets = dm.eval_shapes(eval_cfg.split, limit=eval_cfg.max_shapes)
     return reference_categories(reference_set(dm, targets, eval_cfg)[1])
 
@@ -232,13 +231,6 @@ def run_baselines(cfg: DictConfig, out_dir: Path) -> tuple[list[dict[str, Any]],
     benchmark's data and evaluation settings, each written as
     ``<out_dir>/baselines/<name>/result.json``; returns the rows and their folders."""
     from hydra.utils import instantiate
-
-    from zoo.cli_utils import write_json
-    from zoo.evaluation import (
-        generation_baselines,
-        reference_categories,
-        reference_set,
-    )
 
     dm = instantiate(cfg.data, form="points")
     dm.prepare_data()
@@ -283,8 +275,6 @@ def _write_showcase_files(
 ) -> dict[str, str]:
     """The model's output on the showcase shape and the ground truth, in the scene frame, as
     PLY files under ``run_dir/showcase/`` (for the report's 3D views); relative paths."""
-    from zoo.export import export_mesh, export_points
-
     folder = run_dir / "showcase"
     files: dict[str, Path] = {}
     mesh, points = geometry.get("mesh"), geometry.get("points")
@@ -356,8 +346,6 @@ def _gather(results: list[dict[str, Any]], dirs: list[Path], out_dir: Path) -> N
 
 def run_all(cfg: DictConfig) -> list[dict[str, Any]]:
     """One child process per model, then the merged report."""
-    from zoo.benchmark.report import markdown_table, write_report
-
     out_dir = Path(cfg.run_dir)
     forwarded = [o for o in _task_overrides() if not o.startswith(SKIP_FORWARD)]
     results, dirs, failed = [], [], []
@@ -402,8 +390,6 @@ def run_all(cfg: DictConfig) -> list[dict[str, Any]]:
 
 def collect(folder: str | Path, out_dir: str | Path | None = None) -> list[dict[str, Any]]:
     """Merge every ``result.json`` under ``folder`` (e.g. a multirun sweep) into one report."""
-    from zoo.benchmark.report import markdown_table, write_report
-
     folder = Path(folder)
     files = sorted(folder.rglob("result.json"))
     if not files:

@@ -5,16 +5,15 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
+from zoo.benchmark import collect, run_all, run_model
+from zoo.checkpoint import CheckpointError
 from zoo.cli_utils import CONF_DIR, fail
+from zoo.data.io import DataError
+from zoo.pretrained import PretrainedError
 
 
 @hydra.main(config_path=CONF_DIR, config_name="benchmark", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    from zoo.benchmark import collect, run_all, run_model
-    from zoo.checkpoint import CheckpointError
-    from zoo.data.io import DataError
-    from zoo.pretrained import PretrainedError
-
     try:
         if cfg.get("collect"):
             collect(cfg.collect)

@@ -13,6 +13,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+from zoo.viewer import ViewerUnavailable
+from zoo.viewer.static import write_comparison_pages
+
 # (key in a result's "metrics", column title, scale, format); None scale = as is.
 COLUMNS: list[tuple[str, str, float, str]] = [
     ("recon/chamfer_l2", "CD-L2 x1e3 ↓", 1e3, "{:.3f}"),
@@ -315,13 +318,9 @@ def write_report(results: list[dict[str, Any]], out_dir: Path, command: str) -> 
 def _views(results: list[dict[str, Any]], out_dir: Path) -> tuple[dict[int, str], str]:
     """The offline 3D pages of the rows that carry showcase geometry (needs the ``view``
     extra; without it the report keeps its static thumbnails and says why)."""
-    from zoo.viewer import ViewerUnavailable
-
     if not any(r.get("showcase_files") for r in results):
         return {}, ""
     try:
-        from zoo.viewer.static import write_comparison_pages
-
         return write_comparison_pages(results, out_dir), ""
     except ViewerUnavailable as e:
         return {}, f"(No 3D views: {e}.)"

@@ -25,6 +25,13 @@ import torch
 import trimesh
 from torch import Tensor
 
+from zoo.data import synthshapes as ss
+from zoo.data.formats.shapenet import name_of
+from zoo.data.render_cache import Y_UP_TO_Z_UP, y_up_to_z_up
+from zoo.metrics import chamfer_distance, f_score, psnr, ssim
+from zoo.ops.point_render import render_points
+from zoo.ops.raycast import render_mesh
+from zoo.ops.surface import sample_surface
 from zoo.representation import Representation, ShapeTarget
 from zoo.structures.cameras import Cameras
 
@@ -54,14 +61,11 @@ def showcase_id(shape_dm: Any, category: str) -> tuple[str, int | None]:
 
 
 def _category(synset: str) -> str:
-    from zoo.data.formats.shapenet import name_of
-
     return name_of(synset)
 
 
 def _synth_index(category: str, model_id: str, dm: Any) -> int | None:
     """The synthshapes generation index of ``model_id`` (None for other datasets)."""
-    from zoo.data import synthshapes as ss
 
     seed = getattr(dm, "seed", 0)
     for i in range(4096):
@@ -99,11 +103,6 @@ def score(
     renders and no image metrics when the data has no rendered views). When a ``geometry``
     dict is given it receives the model's output in the scene frame (+Z up) for the report's 3D
     view: ``"mesh"`` (trimesh, possibly empty) and ``"points"`` ((N, 3) tensor or None)."""
-    from zoo.data.render_cache import Y_UP_TO_Z_UP, y_up_to_z_up
-    from zoo.metrics import chamfer_distance, f_score, psnr, ssim
-    from zoo.ops.raycast import render_mesh
-    from zoo.ops.surface import sample_surface
-
     out: dict[str, float] = {}
     cams = show.cameras
     if cams is None:
@@ -171,10 +170,6 @@ def draw_shape(
     frame): ``rgb`` (B, H, W, 3) and ``mask`` (B, H, W) bool. Point models (``kind ==
     "points"``) as shaded discs of their points, not the mesher's guess of a surface; the others
     ray-cast in grey; an empty output is a blank image."""
-    from zoo.data.render_cache import Y_UP_TO_Z_UP, y_up_to_z_up
-    from zoo.ops.point_render import render_points
-    from zoo.ops.raycast import render_mesh
-
     if kind == "points" and points is not None:
         turn = torch.tensor(Y_UP_TO_Z_UP).float()
         maps = render_points(points.float().cpu() @ turn.T, cams)

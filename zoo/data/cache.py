@@ -56,6 +56,9 @@ from zoo.data.io import (
     remove_stale_temps,
     write_manifest,
 )
+from zoo.ops.mesh_queries import signed_distance
+from zoo.ops.surface import sample_surface
+from zoo.ops.voxelize import voxelize
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +131,6 @@ def sample_sdf_points(
     equally many per sigma, the rest are uniform in ``[-box, box]^3``. The sign is negative
     inside (:func:`zoo.ops.mesh_queries.signed_distance`, ray-parity vote).
     """
-    from zoo.ops.mesh_queries import signed_distance
-    from zoo.ops.surface import sample_surface
-
     if not 0.0 <= uniform_fraction <= 1.0:
         raise ValueError(f"uniform_fraction must be in [0, 1], got {uniform_fraction}")
     rng = np.random.default_rng(seed)
@@ -387,8 +387,6 @@ class ShapeCache:
         return None
 
     def _surface(self, e: ShapeEntry, mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray]:
-        from zoo.ops.surface import sample_surface
-
         seed = entry_seed(self.seed, e.name, "surface")
         pts, normals = sample_surface(mesh, self.n_surface, seed=seed)
         return pts.numpy(), normals.numpy()
@@ -417,8 +415,6 @@ class ShapeCache:
         atomic_save_npz(self.sdf_path(e), pos=pos, neg=neg)
 
     def _build_voxels(self, e: ShapeEntry, mesh: trimesh.Trimesh, r: int) -> None:
-        from zoo.ops.voxelize import voxelize
-
         atomic_save_npy(self.voxel_path(e, r), voxelize(mesh, r).numpy().astype(bool))
 
     def write_splits(self, entries: Sequence[ShapeEntry]) -> None:

@@ -38,7 +38,13 @@ import torch
 
 from zoo.data.formats.blender import parse_background
 from zoo.data.formats.capture import Capture
+from zoo.data.formats.colmap import load_colmap
+from zoo.data.formats.dtu import load_dtu
+from zoo.data.formats.llff import load_llff
+from zoo.data.formats.nerfstudio import load_nerfstudio
 from zoo.data.formats.points import points_source
+from zoo.data.formats.scannet import load_scannet
+from zoo.data.io import read_json
 from zoo.data.views import Scene, ViewsDataModule, ViewSplit
 from zoo.ops.camera_math import orient_and_scale, transform_points
 
@@ -230,9 +236,6 @@ class NerfstudioDataModule(CaptureDataModule):
         return self.path.parent if self.path.suffix == ".json" else self.path
 
     def _load_capture(self) -> Capture:
-        from zoo.data.formats.nerfstudio import load_nerfstudio
-        from zoo.data.io import read_json
-
         cap = load_nerfstudio(self.path, self.background, self.downscale)
         json_path = self.path / "transforms.json" if self.path.is_dir() else self.path
         ply = read_json(json_path).get("ply_file_path")
@@ -256,8 +259,6 @@ class ColmapDataModule(CaptureDataModule):
         return self.path
 
     def _load_capture(self) -> Capture:
-        from zoo.data.formats.colmap import load_colmap
-
         cap = load_colmap(self.path, self.images, self.background, self.downscale)
         model = Path(cap.meta["model"])
         for suffix in (".bin", ".txt"):
@@ -292,8 +293,6 @@ class LLFFDataModule(CaptureDataModule):
         return self.use_ndc and self.form == "views"
 
     def _load_capture(self) -> Capture:
-        from zoo.data.formats.llff import load_llff
-
         return load_llff(self.path, self.factor, background=self.background)
 
 
@@ -313,8 +312,6 @@ class DTUDataModule(CaptureDataModule):
         return self.path
 
     def _load_capture(self) -> Capture:
-        from zoo.data.formats.dtu import load_dtu
-
         return load_dtu(self.path, self.background, self.downscale, self.use_mask)
 
 
@@ -342,8 +339,6 @@ class ScanNetDataModule(CaptureDataModule):
         return self.path
 
     def _load_capture(self) -> Capture:
-        from zoo.data.formats.scannet import load_scannet
-
         return load_scannet(self.path, self.frame_step, self.downscale, self.point_stride)
 
     def info(self) -> dict[str, Any]:

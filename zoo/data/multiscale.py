@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
+from zoo.cli_utils import fail
 from zoo.data.formats.blender import parse_background
 from zoo.data.formats.multiscale_blender import (
     METADATA,
@@ -35,7 +36,8 @@ from zoo.data.formats.multiscale_blender import (
     load_multiscale,
     write_multiscale,
 )
-from zoo.data.io import DataError
+from zoo.data.io import DataError, read_json, read_manifest
+from zoo.data.render_cache import read_scene_info
 from zoo.data.views import (
     LEGO_BBOX,
     ImageRays,
@@ -224,8 +226,6 @@ class MultiscaleDataModule(ViewsDataModule):
 
 def read_splits(root: Path) -> list[str]:
     """The splits present in ``<root>/metadata.json``."""
-    from zoo.data.io import read_json
-
     data = read_json(root / METADATA)
     if not isinstance(data, dict):
         raise DataError(
@@ -269,9 +269,6 @@ class SynthMultiscaleDataModule(MultiscaleDataModule):
         import hashlib
         import json
 
-        from zoo.data.io import read_manifest
-        from zoo.data.render_cache import read_scene_info
-
         src = self.synth.scene_dir()
         stamp = json.dumps([read_manifest(src), self.n_levels], sort_keys=True, default=str)
         key = hashlib.sha1(stamp.encode()).hexdigest()[:10]
@@ -288,8 +285,6 @@ class SynthMultiscaleDataModule(MultiscaleDataModule):
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m zoo.data.multiscale <src> <dst>``: write the multiscale format."""
-    from zoo.cli_utils import fail
-
     p = argparse.ArgumentParser(
         prog="python -m zoo.data.multiscale", description=__doc__.split("\n")[0]
     )

@@ -42,6 +42,8 @@ import torch
 import trimesh
 from torch import Tensor
 
+from zoo.data import synthshapes as ss
+from zoo.data.formats.shapenet import v2_model_path
 from zoo.data.io import (
     atomic_export_mesh,
     atomic_save_npy,
@@ -51,6 +53,8 @@ from zoo.data.io import (
     remove_stale_temps,
     write_manifest,
 )
+from zoo.ops.raycast import render_mesh
+from zoo.run_log import say
 from zoo.structures.cameras import Cameras, look_at
 
 FORMAT_VERSION = 1
@@ -292,8 +296,6 @@ def _render_views(
     the background."""
     from tqdm.auto import tqdm
 
-    from zoo.ops.raycast import render_mesh
-
     masks, rgbs, depths = [], [], []
     total = sum(len(c) for c in cameras.values())
     with tqdm(total=total, desc="rendering views", unit="view", disable=not progress) as bar:
@@ -336,8 +338,6 @@ def _synthshapes_params(
     extend the latest request recorded under ``root`` rather than replace it, so the root's
     ``split.json`` / manifest keep describing the shape datasets other datamodules asked for
     (``ensure_synthshapes`` itself never deletes shapes)."""
-    from zoo.data import synthshapes as ss
-
     name = ss._category_name(category)
     need = max(index + 1, shapes_per_category or 0)
     stored = read_manifest(root / ss.SHAPENET_DIR) or {}
@@ -387,9 +387,6 @@ def ensure_synth_scene(
     scene folder. With ``progress``, a scene built now is announced by one line saying where
     it goes (it is made once, later runs reuse it) and progress bars (shapes, views).
     """
-    from zoo.data import synthshapes as ss
-    from zoo.data.formats.shapenet import v2_model_path
-
     root = Path(root)
     if int(index) != index or index < 0:
         raise ValueError(f"index must be a non-negative integer, got {index!r}")
@@ -401,8 +398,6 @@ def ensure_synth_scene(
     scene_dir = root / "renders" / synset / mid
     fresh = read_scene_info(scene_dir) is None
     if progress and fresh:
-        from zoo.run_log import say
-
         say(
             f"embedded data: making the {name} scene (shape {index}, "
             f"{render_kwargs.get('resolution', DEFAULT_RESOLUTION)} px views) once, into "

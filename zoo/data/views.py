@@ -59,6 +59,7 @@ from zoo.data.render_cache import (
 )
 from zoo.data.resumable import ResumableDataLoader
 from zoo.ops.rays import generate_radii, generate_rays, pixel_radii, rays_for_pixels
+from zoo.ops.surface import sample_surface
 from zoo.representation import ShapeTarget
 from zoo.structures.cameras import Cameras
 
@@ -390,8 +391,6 @@ class ViewsDataModule(pl.LightningDataModule, abc.ABC):
         normals, and the ``split`` views) when it has a mesh, else ``[]``. A scene is one shape,
         so ``limit`` (the evaluator's cap on shapes) only matters when it is 0 and ``spread``
         (the shape datamodules' choice of which shapes) changes nothing."""
-        from zoo.ops.surface import sample_surface
-
         path = self.scene.mesh_path
         if path is None or (limit is not None and limit < 1):
             return []

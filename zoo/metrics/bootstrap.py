@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from zoo.metrics.jsd import jensen_shannon_divergence, occupancy_counts
+
 DEFAULT_BOOT = 1000
 
 
@@ -105,8 +107,6 @@ def jsd_bootstrap_se(
     Returns:
         The standard error in bits (NaN when S or R is below 2).
     """
-    from zoo.metrics.jsd import jensen_shannon_divergence, occupancy_counts
-
     s, r = len(samples), len(references)
     if s < 2 or r < 2:
         return float("nan")

@@ -32,6 +32,7 @@ import torch
 from scipy.spatial import cKDTree
 from torch import Tensor
 
+from zoo._open3d import import_open3d
 from zoo.metrics._checks import point_pair
 
 Backend = Literal["auto", "torch", "kdtree", "open3d", "naive"]
@@ -157,7 +158,6 @@ def to_numpy64(x: Tensor) -> np.ndarray:
 def _nn_index_open3d(x: Tensor, y: Tensor) -> Tensor:
     if x.device.type != "cpu":
         raise ValueError(f"the open3d backend needs CPU tensors, got {x.device}")
-    from zoo._open3d import import_open3d
 
     o3d = import_open3d()
     out = []

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import pytorch_lightning as pl
 import torch
 
+from zoo import __version__
 from zoo.representation import Representation
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -57,8 +58,6 @@ class ZooModel(pl.LightningModule, Representation):
         final checkpoint, so that the checkpoint (and pretrained weights made from it) hold it."""
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        from zoo import __version__
-
         checkpoint["zoo"] = {
             **self.zoo_meta,
             "model_name": self.name,

@@ -18,6 +18,8 @@ from typing import Any
 import pytorch_lightning as pl
 
 from zoo.viewer import require_viser
+from zoo.viewer.server import start_server, stop_server
+from zoo.viewer.session import ViewerSession, ViewOptions
 
 
 class ViewerCallback(pl.Callback):
@@ -54,8 +56,6 @@ class ViewerCallback(pl.Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        from zoo.viewer.server import start_server
-        from zoo.viewer.session import ViewerSession, ViewOptions
 
         scene = getattr(trainer.datamodule, "scene", None)
         splits = getattr(scene, "splits", {}) if scene is not None else {}
@@ -96,8 +96,6 @@ class ViewerCallback(pl.Callback):
 
     def close(self) -> None:
         if self.server is not None:
-            from zoo.viewer.server import stop_server
-
             stop_server(self.server)
             self.server = self.session = None
 

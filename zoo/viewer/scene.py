@@ -10,6 +10,8 @@ import numpy as np
 import torch
 import trimesh
 
+from zoo.data.render_cache import scene_cameras
+from zoo.data.views import SynthViewsDataModule
 from zoo.representation import Representation
 from zoo.structures.cameras import Cameras
 
@@ -76,9 +78,6 @@ def training_cameras(meta: dict[str, Any] | None) -> Cameras | None:
     if not meta or (meta.get("data_info") or {}).get("form") != "views":
         return None
     from hydra.utils import instantiate
-
-    from zoo.data.render_cache import scene_cameras
-    from zoo.data.views import SynthViewsDataModule
 
     try:
         dm = instantiate(meta.get("data_cfg") or {}, form="views")

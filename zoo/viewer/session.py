@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from zoo.ops.splatting import quaternion_to_matrix
 from zoo.representation import Representation
 from zoo.viewer.cameras import BrowserPose, cameras_to_poses
 from zoo.viewer.exports import camera_path_video, pose_of, snapshot
@@ -85,7 +86,6 @@ def splat_arrays(model: Any) -> dict[str, np.ndarray] | None:
     names = ("means", "log_scales", "quats", "opacity_logits", "sh_dc")
     if not all(isinstance(getattr(model, n, None), torch.Tensor) for n in names):
         return None
-    from zoo.ops.splatting import quaternion_to_matrix
 
     with torch.no_grad():
         rot = quaternion_to_matrix(model.quats.float())  # (N, 3, 3)

@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
+from zoo.data.formats.blender import read_image
 from zoo.data.formats.capture import Capture, load_images
 from zoo.data.io import DataError
 from zoo.ops.camera_math import opencv_to_opengl, qvec_to_rotmat, world_to_camera_to_c2w
@@ -265,7 +266,6 @@ def load_colmap(
         if not p.is_file():
             raise DataError(img_path, f"images[{e.id}].name", f"image file {p} does not exist")
     # Scale intrinsics to the files' size (images_N folders), read from the first file.
-    from zoo.data.formats.blender import read_image
 
     h0, w0 = read_image(paths[0], "name").shape[:2]
     k_full = torch.tensor(intr, dtype=torch.float64)  # (N, 6)

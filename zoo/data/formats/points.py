@@ -13,6 +13,7 @@ import numpy as np
 
 from zoo.data.formats.colmap import read_points3d
 from zoo.data.formats.nerfstudio import read_point_ply
+from zoo.data.formats.scannet import scannet_depth_points
 from zoo.ops.camera_math import transform_points
 
 
@@ -29,8 +30,6 @@ def read_scene_points(source: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | 
     normalised frame."""
     path = Path(source["path"])
     if source.get("format") == "scannet_depth":
-        from zoo.data.formats.scannet import scannet_depth_points
-
         keys = ("frame_step", "point_stride", "max_depth")
         points = scannet_depth_points(path, **{k: source[k] for k in keys if k in source})
         colors = None

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from zoo.data import cache as cache_mod
+from zoo.data import synthshapes
 from zoo.data.formats.shapenet import (
     SPLIT_FILE,
     SPLITS,
@@ -27,6 +28,8 @@ from zoo.data.shapes.base import (
     ShapeDataModuleBase,
     ShapeItem,
 )
+from zoo.data.synthshapes import ensure_synthshapes
+from zoo.data.synthshapes.references import DATA_STREAM, REFERENCE_STREAM, ensure_references
 
 
 # ------------------------------------------------------------------------------ ShapeNet
@@ -204,7 +207,6 @@ class SynthShapesDataModule(ShapeNetDataModule):
         cache_dir: str | os.PathLike[str] | None = None,
         **kwargs: Any,
     ) -> None:
-        from zoo.data import synthshapes
 
         categories = list(categories or synthshapes.DEFAULT_CATEGORIES)
         self.synth_root = Path(root)
@@ -224,8 +226,6 @@ class SynthShapesDataModule(ShapeNetDataModule):
 
     def generate(self) -> Any:
         """Run :func:`zoo.data.synthshapes.ensure_synthshapes` (a no-op when up to date)."""
-        from zoo.data.synthshapes import ensure_synthshapes
-
         return ensure_synthshapes(
             self.synth_root,
             self.categories or (),
@@ -246,8 +246,6 @@ class SynthShapesDataModule(ShapeNetDataModule):
         category up from ``have[synset]`` split shapes to ``per_category`` generation
         references, drawn from the generator's reference stream
         (:mod:`zoo.data.synthshapes.references`; cached under the root)."""
-        from zoo.data.synthshapes.references import REFERENCE_STREAM
-
         need = {
             synset_of(c): per_category - have.get(synset_of(c), 0) for c in self.categories or ()
         }
@@ -257,14 +255,10 @@ class SynthShapesDataModule(ShapeNetDataModule):
         """``counts[synset]`` more held-out clouds (K_c, n_points, 3) of each category, from a
         seed stream of their own (``DATA_STREAM``): never a dataset shape nor a reference. The
         generation metrics' data baseline scores them as a perfect generator's samples."""
-        from zoo.data.synthshapes.references import DATA_STREAM
-
         return self._draw(counts, n_points, DATA_STREAM)
 
     def _draw(self, counts: dict[str, int], n_points: int, stream: int) -> dict[str, torch.Tensor]:
         """``counts[synset]`` clouds of each positive count from seed ``stream``, by synset."""
-        from zoo.data.synthshapes.references import ensure_references
-
         out = {}
         for synset, count in counts.items():
             if count > 0:

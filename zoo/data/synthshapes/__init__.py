@@ -77,6 +77,7 @@ from zoo.data.synthshapes.recipes import (  # noqa: F401
     _category_name,
     recipe,
 )
+from zoo.ops.marching_cubes import marching_cubes
 
 VERSION = 1  # bump when the generator changes its output
 DEFAULT_SHAPES_PER_CATEGORY = 20
@@ -155,7 +156,6 @@ def generate_shape(category: str, seed: int, resolution: int = DEFAULT_RESOLUTIO
     counts = np.ceil((hi - lo) / spacing).astype(int) + 1
     hi = lo + (counts - 1) * spacing
     grid = _dense_grid(rec, lo, counts, spacing)  # (X, Y, Z)
-    from zoo.ops.marching_cubes import marching_cubes
 
     raw = marching_cubes(grid, 0.0, lo, hi, inside="below")
     raw.merge_vertices()

@@ -31,7 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from zoo.data.io import atomic_save_npy
+from zoo.data.synthshapes import VERSION, generate_shape
 from zoo.data.synthshapes.recipes import _category_name
+from zoo.ops.surface import sample_surface
 
 REFERENCE_STREAM = 1  # appended to the SeedSequence entropy: disjoint from the dataset's seeds
 DATA_STREAM = 2  # the data baseline's shapes: disjoint from the dataset's and the references'
@@ -56,9 +58,6 @@ def _one(job: tuple[str, int, int, int]) -> np.ndarray:
     """Surface points (n, 3) float32 of one reference shape (a worker process's task)."""
     import torch
 
-    from zoo.data.synthshapes import generate_shape
-    from zoo.ops.surface import sample_surface
-
     torch.set_num_threads(1)
     category, shape_seed, resolution, n_points = job
     mesh = generate_shape(category, shape_seed, resolution).mesh
@@ -74,7 +73,6 @@ def reference_file(
     n_points: int,
     stream: int = REFERENCE_STREAM,
 ) -> Path:
-    from zoo.data.synthshapes import VERSION
 
     tag = "" if stream == REFERENCE_STREAM else f"_stream{stream}"
     name = f"{_category_name(category)}{tag}_seed{seed}_res{resolution}_n{n_points}_v{VERSION}.npy"

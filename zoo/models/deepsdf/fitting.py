@@ -21,6 +21,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from zoo.data.cache import sample_sdf_points  # the training data's own sampler
 from zoo.ops.random import randn
 from zoo.representation import ShapeTarget
 
@@ -69,8 +70,6 @@ def target_sdf_samples(target: ShapeTarget, n: int, seed: int = 0) -> Tensor:
     if target.sdf is not None:
         return check_sdf_samples(target.sdf, f"target {target.name!r} sdf").cpu()
     if target.mesh is not None and len(target.mesh.faces) > 0:
-        from zoo.data.cache import sample_sdf_points  # the training data's own sampler
-
         return torch.from_numpy(sample_sdf_points(target.mesh, n, seed))
     if target.points is not None:
         return oriented_point_sdf_samples(target.points, target.normals, n, seed=seed)

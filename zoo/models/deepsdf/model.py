@@ -39,6 +39,7 @@ import torch
 import trimesh
 from torch import Tensor, nn
 
+from zoo.export import export_mesh
 from zoo.models.base import ZooModel
 from zoo.models.deepsdf.decoder import DeepSDFDecoder
 from zoo.models.deepsdf.fitting import (
@@ -51,7 +52,15 @@ from zoo.models.deepsdf.fitting import (
 from zoo.models.deepsdf.igr import IGRConfig, fit_latents_igr, igr_terms, kth_neighbour_distance
 from zoo.models.registry import register_model
 from zoo.nn.latent_prior import FlowLatentPrior, LatentPrior, build_latent_prior, train_labels
-from zoo.ops.marching_cubes import DEFAULT_BBOX_MAX, DEFAULT_BBOX_MIN
+from zoo.ops.marching_cubes import (
+    DEFAULT_BBOX_MAX,
+    DEFAULT_BBOX_MIN,
+    evaluate_grid,
+    grid_points,
+    marching_cubes,
+)
+from zoo.ops.mesh_queries import signed_distance
+from zoo.ops.surface import sample_surface
 from zoo.representation import ShapeTarget
 
 
@@ -382,8 +391,6 @@ class DeepSDF(ZooModel):
     def _reconstruct_igr(self, target: ShapeTarget, seed: int) -> Tensor:
         """The code fitted with the IGR loss to the target's points (+ normals), else to
         ``recon_target_samples`` points sampled on its mesh (with their face normals)."""
-        from zoo.ops.surface import sample_surface
-
         points, normals = target.points, target.normals
         if points is None:
             assert target.mesh is not None
@@ -440,8 +447,6 @@ class DeepSDF(ZooModel):
 
     def sdf_grid(self, latent: Tensor, resolution: int) -> Tensor:
         """(R, R, R) SDF of ``latent`` on the grid of ``zoo.ops.marching_cubes.grid_points``."""
-        from zoo.ops.marching_cubes import evaluate_grid
-
         z = self._check_latent(latent)
         was_training = self.decoder.training
         self.decoder.eval()
@@ -459,8 +464,6 @@ class DeepSDF(ZooModel):
 
     def to_mesh(self, shape: Tensor, resolution: int = 128) -> trimesh.Trimesh:
         """Zero level set of the decoded SDF (empty mesh if the SDF has no sign change)."""
-        from zoo.ops.marching_cubes import marching_cubes
-
         z = self._check_latent(shape)
         # One-entry cache: the evaluator asks for the same mesh twice (to_mesh, to_points). The
         # key includes the parameters' in-place version counters, so training invalidates it.
@@ -476,9 +479,6 @@ class DeepSDF(ZooModel):
     def to_points(self, shape: Tensor, n: int = 2048, seed: int | None = 0) -> Tensor:
         """Surface samples of ``to_mesh(shape, points_resolution)``; if the decoded SDF has no
         zero crossing, the n grid points of smallest |sdf| (a finite, honest stand-in)."""
-        from zoo.ops.marching_cubes import grid_points
-        from zoo.ops.surface import sample_surface
-
         mesh = self.to_mesh(shape, self.points_resolution)
         if len(mesh.faces) > 0:
             return sample_surface(mesh, n, seed=seed)[0]
@@ -493,10 +493,6 @@ class DeepSDF(ZooModel):
         """The true SDF of ``target.mesh`` on this model's marching-cubes grids, extracted like a
         decoded one: ``to_mesh`` at ``resolution`` and the points of ``to_points`` on the
         ``points_resolution`` mesh (the limit of any decoder read out at these grids)."""
-        from zoo.ops.marching_cubes import grid_points, marching_cubes
-        from zoo.ops.mesh_queries import signed_distance
-        from zoo.ops.surface import sample_surface
-
         target.require("mesh", model=self.name)
 
         def level_set(r: int) -> trimesh.Trimesh:
@@ -548,8 +544,6 @@ class DeepSDF(ZooModel):
     ) -> list[Path]:
         """Meshes of ``interpolate(latent_a, latent_b, steps)`` written as
         ``out_dir/interp_000.<obj|ply>``...; returns the paths."""
-        from zoo.export import export_mesh
-
         if file_type not in ("obj", "ply"):
             raise ValueError(f"file_type must be 'obj' or 'ply', got {file_type!r}")
         out = Path(out_dir)

@@ -28,6 +28,7 @@ import trimesh
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from zoo.data.formats.points import read_scene_points
 from zoo.data.io import DataError
 from zoo.metrics import mse_to_psnr, ssim
 from zoo.models.base import ZooModel
@@ -37,6 +38,7 @@ from zoo.models.gaussians.tsdf import fusion_cameras, tsdf_mesh
 from zoo.models.registry import register_model
 from zoo.nn.encodings import SphericalHarmonicsEncoding
 from zoo.ops.splatting import NEAR_PLANE, render_gaussians
+from zoo.ops.surface import sample_surface
 from zoo.representation import ShapeTarget
 from zoo.structures.cameras import Cameras
 
@@ -264,8 +266,6 @@ class GaussianSplatting(ZooModel):
         elsewhere: its state replaces them)."""
         from pathlib import Path
 
-        from zoo.data.formats.points import read_scene_points
-
         source = info.get("init_points")
         if not source or not Path(source["path"]).exists():
             return None
@@ -474,8 +474,6 @@ class GaussianSplatting(ZooModel):
         Not the Gaussian means themselves: on the showcase chair those sit 1.5 cm inside the
         surface (the Gaussians have extent), f-score@0.01 0.009 against 0.22 for these
         samples. The means are ``self.means`` and the splat PLY."""
-        from zoo.ops.surface import sample_surface
-
         model = self if shape is None else shape
         mesh = model.to_mesh(model, resolution=model.points_resolution)
         if len(mesh.faces) > 0:

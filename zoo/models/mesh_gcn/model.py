@@ -33,7 +33,9 @@ import torch.nn.functional as F
 import trimesh
 from torch import Tensor
 
+from zoo.data.formats.mesh import load_mesh, normalize_mesh
 from zoo.models.base import ZooModel
+from zoo.models.mesh_gcn.ceiling import FIT_POINTS, fit_template
 from zoo.models.mesh_gcn.losses import LossWeights, mesh_losses
 from zoo.models.mesh_gcn.networks import (
     ImageEncoder,
@@ -52,6 +54,7 @@ from zoo.nn.latent_prior import (
     fit_gaussian,
 )
 from zoo.nn.pointnet import PointNetEncoder
+from zoo.ops.surface import sample_surface
 from zoo.representation import ShapeTarget
 
 log = logging.getLogger(__name__)
@@ -261,8 +264,6 @@ class MeshGCN(ZooModel):
         """The cached input view of shape ``idx`` of the datamodule's ``split``."""
         key = (split, idx, view)
         if key not in self._image_cache:
-            from zoo.data.formats.mesh import load_mesh, normalize_mesh
-
             item = self._datamodule().items(split)[idx]
             if item.mesh is None:
                 raise ValueError(f"mesh_gcn encoder=image: shape {item.name!r} has no mesh")
@@ -445,9 +446,6 @@ class MeshGCN(ZooModel):
     ) -> tuple[trimesh.Trimesh, Tensor]:
         """This model's template fitted directly to the target's surface with its own loss
         (:mod:`zoo.models.mesh_gcn.ceiling`); ``resolution`` is unused (the mesh is native)."""
-        from zoo.models.mesh_gcn.ceiling import FIT_POINTS, fit_template
-        from zoo.ops.surface import sample_surface
-
         if target.mesh is not None:
             pts, normals = sample_surface(target.mesh, FIT_POINTS, seed=3)
         else:

@@ -29,8 +29,11 @@ import torch.nn.functional as F
 import trimesh
 from torch import Tensor, nn
 
+from zoo.data.render_cache import y_up_to_z_up
+from zoo.export import orbit_cameras
 from zoo.models.mesh_gcn.template import TemplateHierarchy, unpool
 from zoo.nn.graph_conv import Adjacency, GraphConv, GraphResBlock, Normalization
+from zoo.ops.raycast import render_mesh
 
 
 class ImageEncoder(nn.Module):
@@ -76,10 +79,6 @@ def render_input_view(
     degrees elevation, radius 1.6, 40 degree field of view; view 1 of 8 is a three-quarter view)
     around the mesh turned +Z up, rendered by the shared ray caster :func:`render_mesh`.
     """
-    from zoo.data.render_cache import y_up_to_z_up
-    from zoo.export import orbit_cameras
-    from zoo.ops.raycast import render_mesh
-
     if not 0 <= view < n_orbit:
         raise ValueError(f"view must be in [0, {n_orbit}), got {view}")
     cams = orbit_cameras(n_orbit, size)[view : view + 1]

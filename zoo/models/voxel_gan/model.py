@@ -40,6 +40,8 @@ import torch
 import trimesh
 from torch import Tensor
 
+from zoo.export import export_mesh
+from zoo.metrics import voxel_iou
 from zoo.models.base import ZooModel
 from zoo.models.registry import register_model
 from zoo.models.voxel_gan import losses
@@ -47,6 +49,8 @@ from zoo.models.voxel_gan.latent import latent_search, lerp_latents, resize_voxe
 from zoo.models.voxel_gan.networks import VoxelDiscriminator, VoxelGenerator
 from zoo.nn.conv3d import NORMS
 from zoo.ops.random import randn
+from zoo.ops.surface import sample_surface
+from zoo.ops.voxelize import voxel_centers, voxelize, voxels_to_mesh
 from zoo.representation import ShapeTarget
 
 log = logging.getLogger(__name__)
@@ -245,8 +249,6 @@ class VoxelGAN(ZooModel):
         ``mmd_iou`` = mean over real grids of (1 - best IoU with a sample), lower is better
         (the MMD of Achlioptas et al. 2018 with 1 - IoU as the distance), and ``occupancy_ratio``
         = occupied fraction of samples / of real grids (1 is right)."""
-        from zoo.metrics import voxel_iou
-
         fake = self.generator(self.sample_latents(len(real), seed=0))[:, 0] >= 0.5  # (B, R, R, R)
         real_b = real[:, 0] >= 0.5
         # iou[i, j] = IoU(real_i, fake_j), one batched call per real grid.
@@ -299,16 +301,11 @@ class VoxelGAN(ZooModel):
         """Marching cubes (level 0.5) of the occupancy on the voxel-centre grid of the voxel box
         (the data's ``voxel_bbox_*``, default [-0.5, 0.5]^3); ``resolution`` is ignored (the
         grid is native). May be empty (0 faces) when nothing exceeds 0.5."""
-        from zoo.ops.voxelize import voxels_to_mesh
-
         return voxels_to_mesh(self._check_shape(shape), *self.voxel_bbox)
 
     def to_points(self, shape: Tensor, n: int = 2048, seed: int | None = 0) -> Tensor:
         """(n, 3) area-uniform samples of the mesh's surface; when the grid has no surface
         (nothing above 0.5), the centres of the most probable voxels instead."""
-        from zoo.ops.surface import sample_surface
-        from zoo.ops.voxelize import voxel_centers
-
         grid = self._check_shape(shape).float().cpu()
         mesh = self.to_mesh(grid)
         if len(mesh.faces) > 0:
@@ -326,8 +323,6 @@ class VoxelGAN(ZooModel):
         """The ground truth at this model's grid: the target's voxels (resampled to
         ``self.resolution`` when the data's grid differs) or its mesh voxelised in the voxel box,
         meshed and sampled exactly as a generated grid is (``resolution`` is unused)."""
-        from zoo.ops.voxelize import voxelize
-
         if target.voxels is not None:
             grid = resize_voxels(target.voxels.float(), self.resolution).cpu()
         else:
@@ -364,8 +359,6 @@ class VoxelGAN(ZooModel):
         Missing end points are drawn from the prior with ``seed``. Frames with an empty surface
         are skipped with a warning. Returns the written paths.
         """
-        from zoo.export import export_mesh
-
         if z_a is None or z_b is None:
             za, zb = self.sample_latents(2, seed)
             z_a = za if z_a is None else z_a
