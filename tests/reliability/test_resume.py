@@ -130,7 +130,7 @@ def test_a_resumed_run_keeps_the_csv_log_it_had(tmp_path):
     (metrics.1.csv, metrics.2.csv, ... one per earlier segment of the run)."""
     from pytorch_lightning.loggers import CSVLogger
 
-    from zoo.train import keep_csv_logs
+    from zoo.run_setup import keep_csv_logs
 
     def segment(step: int) -> list:
         lg = CSVLogger(save_dir=str(tmp_path), name="csv", version="")
