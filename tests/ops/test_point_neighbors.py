@@ -57,3 +57,17 @@ def test_empty_inputs_and_bad_arguments():
         PointGrid(torch.rand(5, 3), math.nan)
     with pytest.raises(ValueError, match=r"\(N, 3\)"):
         PointGrid(torch.rand(5, 2), 0.1)
+
+
+def test_sparse_key_lookup_matches_the_dense_table(monkeypatch):
+    import zoo.ops.point_neighbors as pn
+
+    gen = torch.Generator().manual_seed(3)
+    points = torch.rand(400, 3, generator=gen)
+    queries = torch.rand(200, 3, generator=gen) * 1.2 - 0.1
+    dense = radius_knn(queries, PointGrid(points, 0.1), 6)
+    monkeypatch.setattr(pn, "DENSE_TABLE_CELLS", 0)
+    grid = PointGrid(points, 0.1)
+    assert grid.table is None
+    sparse = radius_knn(queries, grid, 6)
+    assert torch.equal(dense[0], sparse[0]) and torch.equal(dense[1], sparse[1])
