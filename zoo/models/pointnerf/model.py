@@ -220,7 +220,13 @@ class PointNeRF(RadianceFieldModel):
         vol[cells[inside]] = 1.0
         cell = min((hi - lo) / r for lo, hi in zip(self.bbox_min, self.bbox_max, strict=True))
         reach = int(math.ceil(float(self.radius) / cell))  # cells a query radius spans
-        vol = F.max_pool3d(vol.reshape(1, 1, r, r, r), 2 * reach + 1, stride=1, padding=reach)
+        vol = vol.reshape(1, 1, r, r, r)
+        for axis in range(3):  # a box dilation is three 1-D ones (cheap for any reach)
+            size = [1, 1, 1]
+            size[axis] = 2 * reach + 1
+            pad = [0, 0, 0]
+            pad[axis] = reach
+            vol = F.max_pool3d(vol, tuple(size), stride=1, padding=tuple(pad))
         grid.occupied.copy_(vol.reshape(-1) > 0)
         grid.num_updates.fill_(1)
 
@@ -424,7 +430,7 @@ class PointNeRF(RadianceFieldModel):
     def export_files(self, shape: Any, stem: Any) -> list[Any]:
         """Extra files ``python -m zoo.sample`` writes for this model: the neural points."""
         model = self if shape is None else shape
-        return [model.save_ply(str(stem) + "_points.ply")]
+        return [model.save_ply(str(stem) + "_neural_points.ply")]
 
 
 def _median_spacing(points: Tensor, bbox_min: Any) -> float:
