@@ -172,3 +172,39 @@ def test_learns_the_toy_box_from_its_surface_points():
     after = heldout_psnr(model, test_cams, test_images)
     assert all(np.isfinite(history))
     assert after > before + 4.0, (before, after)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["empty", "nan"])
+def test_cli_bad_point_file_is_one_error_line_and_changes_nothing(tmp_path, case):
+    from test_gaussians import _tiny_npz
+
+    from tests.reliability.clirun import last_line, run, snapshot
+
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"an earlier run's checkpoint")
+    npz = _tiny_npz(tmp_path / "scene.npz")
+    bad = tmp_path / f"{case}.ply"
+    rows = "" if case == "empty" else "0 0 0\nnan 0 0\n"
+    bad.write_text(
+        f"ply\nformat ascii 1.0\nelement vertex {len(rows.splitlines())}\nproperty float x\n"
+        f"property float y\nproperty float z\nend_header\n{rows}"
+    )
+    before = snapshot(run_dir)
+    proc = run(
+        "zoo.train",
+        "model=pointnerf",
+        "data=tinynerf",
+        f"data.path={npz}",
+        "data.holdout=2",
+        f"model.init_ply={bad}",
+        "trainer.max_steps=2",
+        "logger=none",
+        f"hydra.run.dir={run_dir}",
+    )
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    line = last_line(proc.stderr)
+    assert line.startswith("error: ") and str(bad) in line, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert snapshot(run_dir) == before
