@@ -95,7 +95,7 @@ class PointNeRF(RadianceFieldModel):
         aggregator: PointAggregator,
         k: int = 8,
         radius: float | None = None,
-        radius_scale: float = 3.0,
+        radius_scale: float = 2.0,
         num_init: int = 20_000,
         max_points: int = 50_000,
         init_ply: str | None = None,
@@ -292,8 +292,7 @@ class PointNeRF(RadianceFieldModel):
             alpha = -torch.expm1(-sigma.detach() * self.step_size)
             far = nearest > self.grow_distance * float(self.radius)
             self._grow_pool.append(x[(alpha > self.grow_opacity) & far].detach())
-        assert rgb is not None
-        return sigma, rgb
+        return sigma, rgb if rgb is not None else sigma.new_zeros(len(x), 3)
 
     # ---- rendering ----------------------------------------------------------------------
     def render_rays(
