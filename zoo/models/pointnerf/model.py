@@ -50,7 +50,7 @@ from zoo.models.nerf.radiance import RadianceFieldModel
 from zoo.models.pointnerf.field import PointAggregator
 from zoo.models.pointnerf.ply import read_init_points, write_neural_points_ply
 from zoo.models.registry import register_model
-from zoo.ops.occupancy import OccupancyGrid, occupancy_march
+from zoo.ops.occupancy import OccupancyGrid
 from zoo.ops.point_neighbors import PointGrid, radius_knn
 
 
@@ -300,20 +300,7 @@ class PointNeRF(RadianceFieldModel):
     ) -> dict[str, Tensor]:
         """March rays (R, 3) + (R, 3) through the cells near points: ``rgb`` (R, 3),
         ``depth`` (R,), ``opacity`` (R,), ``samples`` (shading locations evaluated)."""
-        return occupancy_march(
-            self._field,
-            self.occupancy,
-            origins,
-            directions,
-            near=self.near,
-            far=self.far,
-            step_size=self.step_size,
-            n_steps=self.steps_per_diagonal + 1,
-            background=self.background_tensor(origins),
-            early_stop_eps=self.early_stop_eps,
-            segments=self.march_segments,
-            perturb=perturb,
-        )
+        return self.march_occupancy(self._field, origins, directions, perturb)
 
     # ---- training -----------------------------------------------------------------------
     def optimizer_param_groups(self) -> Any:
