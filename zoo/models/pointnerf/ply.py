@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from zoo.data.formats.nerfstudio import read_point_ply
-from zoo.data.io import DataError
+from zoo.data.io import DataError, atomic_write_bytes
 
 
 def write_neural_points_ply(
@@ -55,14 +55,7 @@ def write_neural_points_ply(
         + "".join(f"property {types[t]} {name}\n" for name, t in fields)
         + "end_header\n"
     )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(header.encode("ascii"))
-        f.write(data.tobytes())
-    os.replace(tmp, path)
-    return path
+    return atomic_write_bytes(path, header.encode("ascii") + data.tobytes())
 
 
 def read_init_points(path: str | os.PathLike[str]) -> np.ndarray:
