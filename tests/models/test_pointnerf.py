@@ -174,6 +174,20 @@ def test_learns_the_toy_box_from_its_surface_points():
     assert after > before + 4.0, (before, after)
 
 
+def test_reconstruct_another_scene_fits_a_fresh_copy_from_fresh_points():
+    from zoo.representation import ShapeTarget
+
+    cams, images, _, _ = toy_scene(12)
+    model = small_model(reconstruct_steps=3, reconstruct_rays=64)
+    model.set_points(box_points(300))
+    with torch.no_grad():
+        model.features.add_(1.0)
+    fitted = model.reconstruct(ShapeTarget("other", cameras=cams, views=images))
+    assert fitted is not model and fitted.num_points == 500  # num_init random points again
+    assert not torch.equal(fitted.features, model.features)
+    assert model.reconstruct(ShapeTarget(INFO["scene"])) is model
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("case", ["empty", "nan"])
 def test_cli_bad_point_file_is_one_error_line_and_changes_nothing(tmp_path, case):
