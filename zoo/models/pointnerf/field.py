@@ -15,8 +15,9 @@ For a shading location ``x`` with neighbours ``p_i`` (features ``f_i``, confiden
 radius with 5 frequencies (the reference's ``dist_xyz_freq=5``) and of the view direction
 with 4 (``num_viewdir_freqs=4``). The reference's lego setting (Xharlie/pointnerf
 ``dev_scripts/w_n360/lego.sh``): 32 point features, F of 256 units (``shading_feature_num``,
-two plus two layers), T of one layer, R of four, LeakyReLU. Here ReLU (zoo's :class:`MLP`)
-and the widths / depths come from the config.
+two plus two layers), T of one layer, R of four, LeakyReLU. Here ReLU (zoo's :class:`MLP`),
+the density activation is a choice (exp by default), and the widths / depths come from the
+config.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from zoo.models.ngp.hash_field import trunc_exp
 from zoo.nn.encodings import PositionalEncoding
 from zoo.nn.mlp import MLP
 
@@ -39,8 +41,10 @@ class PointAggregator(nn.Module):
         colour_layers: hidden layers of R (paper: 4).
         rel_freqs: frequencies of the relative-position encoding (paper: 5).
         dir_freqs: frequencies of the view-direction encoding (paper: 4).
-        density_bias: initial pre-activation offset of T (softplus), so that a young field is
-            nearly transparent rather than a grey fog.
+        density_bias: pre-activation offset of T, so that a young field is nearly transparent
+            rather than a grey fog.
+        density_activation: "exp" (truncated-gradient exp, as Instant-NGP: densities of a thin
+            shell of points must reach hundreds, which exp reaches in few steps) or "softplus".
     """
 
     def __init__(
@@ -52,6 +56,7 @@ class PointAggregator(nn.Module):
         rel_freqs: int = 5,
         dir_freqs: int = 4,
         density_bias: float = -1.0,
+        density_activation: str = "exp",
     ) -> None:
         super().__init__()
         if feature_dim < 1 or feature_layers < 1:
@@ -66,6 +71,11 @@ class PointAggregator(nn.Module):
         self.density_head = nn.Linear(hidden_dim, 1)
         self.colour_net = MLP(hidden_dim + self.dir_enc.out_dim, hidden_dim, colour_layers, 3)
         self.density_bias = float(density_bias)
+        if density_activation not in ("exp", "softplus"):
+            raise ValueError(
+                f"density_activation must be exp or softplus, got {density_activation!r}"
+            )
+        self.density_act = trunc_exp if density_activation == "exp" else F.softplus
 
     def forward(
         self, features: Tensor, rel: Tensor, weights: Tensor, directions: Tensor | None
@@ -80,7 +90,7 @@ class PointAggregator(nn.Module):
             sigma (M,) and rgb (M, 3) in [0, 1] (None without directions).
         """
         h = self.point_net(torch.cat([features, self.rel_enc(rel)], dim=-1))  # (M, K, H)
-        sigma_i = F.softplus(self.density_head(h)[..., 0] + self.density_bias)  # (M, K)
+        sigma_i = self.density_act(self.density_head(h)[..., 0] + self.density_bias)  # (M, K)
         sigma = (weights * sigma_i).sum(-1)  # (M,)
         if directions is None:
             return sigma, None
