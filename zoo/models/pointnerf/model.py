@@ -348,6 +348,7 @@ class PointNeRF(RadianceFieldModel):
         cand, slots, d2 = cand[keep], slots[keep], d2[keep]
         gen = torch.Generator().manual_seed(self.init_seed + int(self.num_points))
         order = torch.randperm(len(cand), generator=gen)[: min(self.grow_max, len(free))]
+        order = order.to(cand.device)
         cand, slots, d2 = cand[order], slots[order], d2[order]
         if len(cand) == 0:
             return 0
