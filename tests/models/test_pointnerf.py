@@ -129,6 +129,13 @@ def test_starting_points_ply_capture_points_random_and_bad_files(tmp_path):
         with pytest.raises(DataError) as info:
             small_model(init_ply=str(path))
         assert str(path) in str(info.value)
+    # Capture points: none is a capture without points (random start), NaN is an error.
+    model = small_model(num_init=100)
+    model.configure_from_data(dict(INFO, init_points={"path": str(empty)}))
+    assert model.num_points == 100
+    with pytest.raises(DataError) as info:
+        model.configure_from_data(dict(INFO, init_points={"path": str(bad)}))
+    assert str(bad) in str(info.value) and "init_points" in str(info.value)
 
 
 def test_ply_export_has_positions_colours_confidence_and_features(tmp_path):

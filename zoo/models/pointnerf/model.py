@@ -46,6 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from zoo.data.io import DataError
 from zoo.models.nerf.radiance import RadianceFieldModel
 from zoo.models.pointnerf.field import PointAggregator
 from zoo.models.pointnerf.ply import read_init_points, write_neural_points_ply
@@ -169,7 +170,8 @@ class PointNeRF(RadianceFieldModel):
         self.set_points(self._starting_points(info))
 
     def _starting_points(self, info: dict[str, Any]) -> Tensor:
-        """``init_ply``, else the capture's sparse points, else ``num_init`` random points in
+        """``init_ply``, else the capture's sparse points (none: random; non-finite ones: a
+        :class:`~zoo.data.io.DataError` naming the file), else ``num_init`` random points in
         the scene box; at most ``max_points`` (a seeded subset)."""
         gen = np.random.default_rng(self.init_seed)
         points = self._initial
@@ -178,7 +180,9 @@ class PointNeRF(RadianceFieldModel):
             from zoo.data.formats.points import read_scene_points
 
             scene, _ = read_scene_points(source)
-            points = scene if len(scene) >= 1 and np.isfinite(scene).all() else None
+            if not np.isfinite(scene).all():
+                raise DataError(source["path"], "init_points", "NaN or infinite point positions")
+            points = scene if len(scene) >= 1 else None  # no points: start at random
         if points is None:
             lo, hi = np.asarray(self.bbox_min), np.asarray(self.bbox_max)
             points = lo + gen.random((self.num_init, 3)) * (hi - lo)
