@@ -195,6 +195,20 @@ def test_reconstruct_another_scene_fits_a_fresh_copy_from_fresh_points():
     assert model.reconstruct(ShapeTarget(INFO["scene"])) is model
 
 
+def test_carving_keeps_the_random_points_inside_the_visual_hull():
+    cams, images, _, _ = toy_scene(24)
+    model = small_model(num_init=2000, carve_fraction=0.1)
+    assert model._random_start
+    dropped = model.carve(cams, images)
+    kept = model.positions[model.active]
+    assert dropped > 1000 and model.num_points == 2000 - dropped
+    # The box is 0.6 x 0.45 x 0.5; its visual hull from 24 views is a little larger.
+    assert bool((kept.abs() <= torch.tensor([0.42, 0.36, 0.38])).all()), kept.abs().max(0)
+    # No background in the images (a photograph): nothing is carved.
+    model = small_model(num_init=300, carve_fraction=0.1)
+    assert model.carve(cams, torch.rand_like(images) * 0.5) == 0 and model.num_points == 300
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("case", ["empty", "nan"])
 def test_cli_bad_point_file_is_one_error_line_and_changes_nothing(tmp_path, case):

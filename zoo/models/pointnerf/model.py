@@ -53,6 +53,7 @@ from zoo.models.pointnerf.ply import read_init_points, write_neural_points_ply
 from zoo.models.registry import register_model
 from zoo.ops.occupancy import OccupancyGrid
 from zoo.ops.point_neighbors import PointGrid, radius_knn
+from zoo.structures.cameras import Cameras
 
 
 def _logit(p: float) -> float:
@@ -82,6 +83,9 @@ class PointNeRF(RadianceFieldModel):
         prune_every, prune_until, prune_confidence: pruning (0: never).
         conf_loss_weight: weight of the confidence loss.
         lr_points: learning rate of the point features and confidences.
+        carve_fraction: random starting points that fall on the background in more than this
+            fraction of the training views that see them are dropped before the first step
+            (0: never; see :meth:`carve`).
         **kwargs: see :class:`zoo.models.nerf.radiance.RadianceFieldModel`.
     """
 
@@ -116,6 +120,7 @@ class PointNeRF(RadianceFieldModel):
         prune_confidence: float = 0.1,
         conf_loss_weight: float = 1e-4,
         lr_points: float = 2e-3,
+        carve_fraction: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -144,6 +149,8 @@ class PointNeRF(RadianceFieldModel):
         self.prune_every, self.prune_until = int(prune_every), int(prune_until)
         self.prune_confidence = float(prune_confidence)
         self.conf_loss_weight, self.lr_points = float(conf_loss_weight), float(lr_points)
+        self.carve_fraction = float(carve_fraction)
+        self._random_start = False  # the points are num_init random ones (carving applies)
         c, n = aggregator.feature_dim, self.max_points
         self.features = nn.Parameter(torch.zeros(n, c))
         self.conf_logits = nn.Parameter(torch.zeros(n))
@@ -183,6 +190,7 @@ class PointNeRF(RadianceFieldModel):
             if not np.isfinite(scene).all():
                 raise DataError(source["path"], "init_points", "NaN or infinite point positions")
             points = scene if len(scene) >= 1 else None  # no points: start at random
+        self._random_start = points is None
         if points is None:
             lo, hi = np.asarray(self.bbox_min), np.asarray(self.bbox_max)
             points = lo + gen.random((self.num_init, 3)) * (hi - lo)
@@ -325,7 +333,12 @@ class PointNeRF(RadianceFieldModel):
 
     def before_train_step(self, step: int) -> None:
         """Growing and pruning on their schedules (never at step 0); no density updates of the
-        grid (it follows the points)."""
+        grid (it follows the points). At step 0 of a Lightning run, random starting points are
+        carved by the training views (:meth:`carve`)."""
+        if step == 0 and self._random_start and self.carve_fraction > 0.0:
+            dm = getattr(self._trainer, "datamodule", None) if self._trainer else None
+            if dm is not None and hasattr(dm, "eval_views"):
+                self.carve(*dm.eval_views("train"))
         if step > 0 and self.grow_every > 0 and step % self.grow_every == 0:
             if step <= self.grow_until:
                 self.grow()
@@ -333,6 +346,43 @@ class PointNeRF(RadianceFieldModel):
         if step > 0 and self.prune_every > 0 and step % self.prune_every == 0:
             if step <= self.prune_until:
                 self.prune()
+
+    @torch.no_grad()
+    def carve(self, cameras: Cameras, images: Tensor) -> int:
+        """Drop the active points that project onto background pixels (every channel within
+        2/255 of the data's background) in more than ``carve_fraction`` of the views (B, H, W,
+        3) that see them: a visual hull (Laurentini, TPAMI 1994) as a cheap start for
+        object-centred scenes on a plain background, where random points would fill the
+        whole box. Ours, not the paper's (which starts from MVS depth). Skipped when less than
+        5 % of the pixels are background (a real photograph) or when nothing would be left;
+        returns how many points were dropped."""
+        images = images.to(self.positions.device)
+        bg = self.background_tensor(images)
+        is_bg = ((images - bg).abs() <= 2.0 / 255.0).all(-1)  # (B, H, W)
+        if float(is_bg.float().mean()) < 0.05:
+            return 0
+        slots = self.active.nonzero()[:, 0]
+        pos = self.positions[slots]  # (N, 3)
+        seen = torch.zeros(len(pos), device=pos.device)
+        on_bg = torch.zeros(len(pos), device=pos.device)
+        cameras = cameras.to(pos.device)
+        for i in range(len(cameras)):
+            c2w = cameras.c2w[i]
+            local = (pos - c2w[:3, 3]) @ c2w[:3, :3]  # (N, 3) camera frame, looking down -z
+            depth = -local[:, 2]
+            z = depth.clamp_min(1e-6)
+            u = cameras.cx[i] + cameras.fx[i] * local[:, 0] / z  # pixels (zoo.ops.rays)
+            v = cameras.cy[i] - cameras.fy[i] * local[:, 1] / z
+            h, w = is_bg.shape[1:]
+            inside = (depth > 0) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
+            ui, vi = u.long().clamp(0, w - 1), v.long().clamp(0, h - 1)
+            seen += inside.float()
+            on_bg += (inside & is_bg[i, vi, ui]).float()
+        drop = on_bg > self.carve_fraction * seen
+        if bool(drop.all()) or not bool(drop.any()):
+            return 0
+        self.set_points(pos[~drop])
+        return int(drop.sum())
 
     @torch.no_grad()
     def grow(self) -> int:
@@ -365,6 +415,14 @@ class PointNeRF(RadianceFieldModel):
         self.active[new] = True
         self.points_changed()
         return len(new)
+
+    def fit_views(
+        self, cameras: Cameras, images: Tensor, steps: int, rays_per_batch: int, seed: int = 0
+    ) -> list[float]:
+        """The base loop, after carving random starting points by these views."""
+        if self._random_start and self.carve_fraction > 0.0:
+            self.carve(cameras, images)
+        return super().fit_views(cameras, images, steps, rays_per_batch, seed)
 
     @torch.no_grad()
     def prune(self) -> int:
