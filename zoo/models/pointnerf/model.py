@@ -348,24 +348,45 @@ class PointNeRF(RadianceFieldModel):
                 self.prune()
 
     @torch.no_grad()
-    def carve(self, cameras: Cameras, images: Tensor) -> int:
-        """Drop the active points that project onto background pixels (every channel within
-        2/255 of the data's background) in more than ``carve_fraction`` of the views (B, H, W,
-        3) that see them: a visual hull (Laurentini, TPAMI 1994) as a cheap start for
-        object-centred scenes on a plain background, where random points would fill the
-        whole box. Ours, not the paper's (which starts from MVS depth). Skipped when less than
-        5 % of the pixels are background (a real photograph) or when nothing would be left;
-        returns how many points were dropped."""
-        images = images.to(self.positions.device)
-        bg = self.background_tensor(images)
-        is_bg = ((images - bg).abs() <= 2.0 / 255.0).all(-1)  # (B, H, W)
+    def carve(self, cameras: Cameras, images: Tensor, rounds: int = 8) -> int:
+        """Replace the random starting points by as many random points inside the visual hull
+        of the training views (B, H, W, 3) (Laurentini, TPAMI 1994): a point is outside when
+        it projects onto background pixels (every channel within 2/255 of the data's
+        background) in more than ``carve_fraction`` of the views that see it. Fresh random
+        points in the box are drawn and tested (at most ``rounds`` batches) until as many as
+        before are inside. A cheap start for object-centred scenes on a plain background,
+        where random points would fill the whole box; ours, not the paper's (which starts
+        from MVS depth). Skipped when less than 5 % of the pixels are background (a real
+        photograph) or nothing is inside; returns how many points are inside the hull."""
+        dev = self.positions.device
+        images = images.to(dev)
+        is_bg = ((images - self.background_tensor(images)).abs() <= 2.0 / 255.0).all(-1)
         if float(is_bg.float().mean()) < 0.05:
             return 0
-        slots = self.active.nonzero()[:, 0]
-        pos = self.positions[slots]  # (N, 3)
+        cameras = cameras.to(dev)
+        target = self.num_points
+        kept = [
+            self.positions[self.active][self._in_hull(self.positions[self.active], cameras, is_bg)]
+        ]
+        gen = torch.Generator().manual_seed(self.init_seed + 1)
+        lo, hi = torch.tensor(self.bbox_min), torch.tensor(self.bbox_max)
+        for _ in range(rounds):
+            if sum(len(k) for k in kept) >= target:
+                break
+            fresh = (lo + torch.rand(2 * target, 3, generator=gen) * (hi - lo)).to(dev)
+            kept.append(fresh[self._in_hull(fresh, cameras, is_bg)])
+        inside = torch.cat(kept)[:target]
+        if len(inside) == 0:
+            return 0
+        self.set_points(inside)
+        return len(inside)
+
+    def _in_hull(self, pos: Tensor, cameras: Cameras, is_bg: Tensor) -> Tensor:
+        """(N,) bool: points (N, 3) on the background in at most ``carve_fraction`` of the
+        views that see them (:meth:`carve`)."""
         seen = torch.zeros(len(pos), device=pos.device)
         on_bg = torch.zeros(len(pos), device=pos.device)
-        cameras = cameras.to(pos.device)
+        h, w = is_bg.shape[1:]
         for i in range(len(cameras)):
             c2w = cameras.c2w[i]
             local = (pos - c2w[:3, 3]) @ c2w[:3, :3]  # (N, 3) camera frame, looking down -z
@@ -373,16 +394,11 @@ class PointNeRF(RadianceFieldModel):
             z = depth.clamp_min(1e-6)
             u = cameras.cx[i] + cameras.fx[i] * local[:, 0] / z  # pixels (zoo.ops.rays)
             v = cameras.cy[i] - cameras.fy[i] * local[:, 1] / z
-            h, w = is_bg.shape[1:]
             inside = (depth > 0) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
             ui, vi = u.long().clamp(0, w - 1), v.long().clamp(0, h - 1)
             seen += inside.float()
             on_bg += (inside & is_bg[i, vi, ui]).float()
-        drop = on_bg > self.carve_fraction * seen
-        if bool(drop.all()) or not bool(drop.any()):
-            return 0
-        self.set_points(pos[~drop])
-        return int(drop.sum())
+        return on_bg <= self.carve_fraction * seen
 
     @torch.no_grad()
     def grow(self) -> int:
