@@ -2,7 +2,7 @@
 run: :mod:`bench_nerf`'s loop, data, table and JSON with Point-NeRF's cases.
 
 Cases (``--models``, labels as in ``bench_nerf.py``): ``pointnerf`` (the CPU default:
-random starting points in the scene box, growing and pruning), ``pointnerf_static`` (the
+random starting points carved by the training views, growing and pruning), ``pointnerf_static`` (the
 same without growing or pruning), ``ngp``; any ``--set LABEL OVERRIDE`` of ``bench_nerf.py``
 applies (e.g. ``--set pointnerf model.init_ply=points.ply`` to start from a point cloud).
 
@@ -25,10 +25,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_nerf  # noqa: E402
 
 CASES = {"pointnerf_static": ["model.grow_every=0", "model.prune_every=0"]}
+_build = bench_nerf.build
+
+
+def build(*args, **kwargs) -> tuple:
+    """bench_nerf's model and data; random starting points carved by the training views as
+    ``zoo.train`` does at step 0 (the plain loop has no trainer to do it)."""
+    model, dm, cfg = _build(*args, **kwargs)
+    if getattr(model, "_random_start", False) and model.carve_fraction > 0.0:
+        model.carve(*dm.eval_views("train"))
+    return model, dm, cfg
 
 
 def main() -> None:
     bench_nerf.PRESETS.update(CASES)
+    bench_nerf.build = build
     argv = sys.argv[1:]
     if "--models" not in argv:
         argv = ["--models", "pointnerf", "ngp", *argv]
