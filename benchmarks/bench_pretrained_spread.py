@@ -4,9 +4,9 @@ A recorded metric must be a property of the weights, not of one CPU. Float round
 between CPUs (SIMD width, BLAS kernels, reduction order), and on one machine
 ``ATEN_CPU_CAPABILITY=default|avx2|avx512`` selects PyTorch's other kernel paths while
 ``OMP_NUM_THREADS=1|2`` changes the order of parallel reductions. This script re-evaluates
-every entry (``zoo.pretrained.publish.evaluate_pretrained``, the entry's recorded setting) in one child
-process per (capability, threads) pair, then prints, per entry and metric: the recorded value,
-the min / max over the runs, the relative spread ``(max - min) / |recorded|`` and the tolerance
+every entry (``zoo.pretrained.publish.evaluate_pretrained``, the entry's recorded setting) in
+one child process per (capability, threads) pair, then prints, per entry and metric: the
+recorded value, the min / max over the runs, the relative spread ``(max - min) / |recorded|`` and the tolerance
 the test (tests/test_pretrained.py) applies. JSON: ``benchmarks/results/pretrained_spread.json``.
 
     python benchmarks/bench_pretrained_spread.py

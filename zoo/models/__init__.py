@@ -9,6 +9,7 @@ from zoo.models import (
     ngp,
     point_diffusion,
     pointflow,
+    pointnerf,
     pointnet,
     voxel_gan,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "ngp",
     "point_diffusion",
     "pointflow",
+    "pointnerf",
     "pointnet",
     "voxel_gan",
 ]

@@ -41,7 +41,7 @@ from torch import Tensor, nn
 
 from zoo.models.nerf.radiance import RadianceFieldModel
 from zoo.models.registry import register_model
-from zoo.ops.occupancy import OccupancyGrid, occupancy_march
+from zoo.ops.occupancy import OccupancyGrid
 from zoo.ops.sampling import importance_samples, stratified_samples
 from zoo.ops.scene_space import contract
 from zoo.ops.volume_rendering import compute_deltas, volume_render
@@ -148,20 +148,7 @@ class NeRF(RadianceFieldModel):
         """Coarse (and fine) passes; returns the final pass's ``rgb``/``depth``/``opacity``
         and, with a fine pass, ``rgb_coarse``; with ``occupancy``, the occupancy march's."""
         if self.occupancy is not None:
-            return occupancy_march(
-                self.field,
-                self.occupancy,
-                origins,
-                directions,
-                near=self.near,
-                far=self.far,
-                step_size=self.step_size,
-                n_steps=self.steps_per_diagonal + 1,  # covers the longest chord
-                background=self.background_tensor(origins),
-                early_stop_eps=self.early_stop_eps,
-                segments=self.march_segments,
-                perturb=perturb,
-            )
+            return self.march_occupancy(self.field, origins, directions, perturb)
         n = origins.shape[0]
         if self.contracted:
             # Uniform in t up to distance 1, linear in disparity beyond, out to far (nerfacto's

@@ -24,7 +24,7 @@ from torch import Tensor
 from zoo.metrics import mse_to_psnr
 from zoo.models.base import ZooModel
 from zoo.ops.marching_cubes import evaluate_grid, marching_cubes
-from zoo.ops.occupancy import OccupancyGrid
+from zoo.ops.occupancy import FieldFn, OccupancyGrid, occupancy_march
 from zoo.ops.rays import generate_radii, generate_rays, pixel_radii, rays_for_pixels
 from zoo.ops.scene_space import ndc_rays
 from zoo.representation import ShapeTarget
@@ -171,6 +171,28 @@ class RadianceFieldModel(ZooModel):
         if self.occupancy is not None:
             self.occupancy.set_bbox(self.bbox_min, self.bbox_max)
             self.occupancy.step_size = self.step_size
+
+    def march_occupancy(
+        self, field: FieldFn, origins: Tensor, directions: Tensor, perturb: bool
+    ) -> dict[str, Tensor]:
+        """Render rays (R, 3) + (R, 3) with ``field`` through the occupied cells of
+        ``self.occupancy`` (:func:`zoo.ops.occupancy.occupancy_march` with this model's near /
+        far, metric step, ``steps_per_diagonal + 1`` candidate steps (the longest chord),
+        background, ``early_stop_eps`` and ``march_segments``)."""
+        return occupancy_march(
+            field,
+            self.occupancy,
+            origins,
+            directions,
+            near=self.near,
+            far=self.far,
+            step_size=self.step_size,
+            n_steps=int(math.ceil(self.steps_per_diagonal)) + 1,  # covers the longest chord
+            background=self.background_tensor(origins),
+            early_stop_eps=self.early_stop_eps,
+            segments=self.march_segments,
+            perturb=perturb,
+        )
 
     def background_tensor(self, like: Tensor) -> Tensor:
         return torch.tensor(self.background, dtype=like.dtype, device=like.device)

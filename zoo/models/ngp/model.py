@@ -30,7 +30,7 @@ from torch import Tensor
 from zoo.models.nerf.radiance import RadianceFieldModel
 from zoo.models.ngp.hash_field import HashField
 from zoo.models.registry import register_model
-from zoo.ops.occupancy import OccupancyGrid, occupancy_march
+from zoo.ops.occupancy import OccupancyGrid
 
 
 @register_model("ngp")
@@ -155,20 +155,7 @@ class InstantNGP(RadianceFieldModel):
     ) -> dict[str, Tensor]:
         """March rays (R, 3) + (R, 3) through the occupied cells; ``rgb`` (R, 3), ``depth``
         (R,), ``opacity`` (R,) and ``samples`` (the number of field evaluations)."""
-        return occupancy_march(
-            self._field,
-            self.occupancy,
-            origins,
-            directions,
-            near=self.near,
-            far=self.far,
-            step_size=self.step_size,
-            n_steps=int(math.ceil(self.steps_per_diagonal)) + 1,  # covers the longest chord
-            background=self.background_tensor(origins),
-            early_stop_eps=self.early_stop_eps,
-            segments=self.march_segments,
-            perturb=perturb,
-        )
+        return self.march_occupancy(self._field, origins, directions, perturb)
 
 
 __all__ = ["InstantNGP"]
