@@ -7,7 +7,8 @@ between CPUs (SIMD width, BLAS kernels, reduction order), and on one machine
 every entry (``zoo.pretrained.publish.evaluate_pretrained``, the entry's recorded setting) in
 one child process per (capability, threads) pair, then prints, per entry and metric: the
 recorded value, the min / max over the runs, the relative spread ``(max - min) / |recorded|``
-and the tolerance the test (tests/test_pretrained.py) applies. JSON: ``benchmarks/results/pretrained_spread.json``.
+and the tolerance the test (tests/test_pretrained.py) applies.
+JSON: ``benchmarks/results/pretrained_spread.json``.
 
     python benchmarks/bench_pretrained_spread.py
     python benchmarks/bench_pretrained_spread.py --entries voxel_gan-synthshapes --caps default avx2
