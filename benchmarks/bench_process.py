@@ -24,6 +24,7 @@ Prints the tables and writes ``benchmarks/results/process.json`` (``--out``).
 
     python benchmarks/bench_process.py                      # ~2 min SfM + 2 x train-seconds
     python benchmarks/bench_process.py --downscale 1 --no-train   # poses at 800 px
+    python benchmarks/bench_process.py --every 2 --downscale 4 --no-train   # 50 photos, 200 px
     python benchmarks/bench_process.py --work DIR --reuse --train-steps 1000   # equal steps
 
 ``--train-steps`` trains both runs for a number of steps instead of seconds (separates the
@@ -199,6 +200,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=LEGO)
     ap.add_argument("--downscale", type=int, default=2, help="of the 800 px photos for SfM")
+    ap.add_argument("--every", type=int, default=1, help="take every n-th photo (2: 50 photos)")
     ap.add_argument("--camera-model", default="SIMPLE_PINHOLE")
     ap.add_argument("--train-downscale", type=int, default=4, help="of the processed images")
     ap.add_argument("--train-seconds", type=float, default=120.0)
@@ -209,13 +211,14 @@ def main() -> None:
     ap.add_argument("--high-quality", action="store_true", help="zoo.process high_quality=true")
     ap.add_argument("--mapper", default="global", choices=["global", "incremental"])
     ap.add_argument("--no-refine", action="store_true", help="zoo.process refine=false")
+    ap.add_argument("--no-fallback", action="store_true", help="zoo.process fallback=false")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "process.json")
     args = ap.parse_args()
 
     from zoo.sfm import process
 
     data = args.data.resolve()
-    true = true_poses(data)
+    true = {n: p for n, p in true_poses(data).items() if int(n[2:-4]) % args.every == 0}
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_process_"))
     photos = work / "photos"
     photos.mkdir(parents=True, exist_ok=True)
@@ -249,6 +252,7 @@ def main() -> None:
             high_quality=args.high_quality,
             mapper=args.mapper,
             refine=not args.no_refine,
+            fallback=not args.no_fallback,
         )
     meta = json.loads((work / "scene" / "transforms.json").read_text())
     est = {Path(f["file_path"]).name: np.array(f["transform_matrix"]) for f in meta["frames"]}
@@ -257,6 +261,13 @@ def main() -> None:
     print(f"\nregistered {len(result.registered)} of {len(true)} photos at {size} px")
     if result.unregistered:
         print(f"not registered: {', '.join(result.unregistered)}")
+    if result.summary.get("notes"):
+        print("\n".join(result.summary["notes"]))
+        info = result.summary
+        print(
+            f"kept {len(info['kept'])}, re-posed {len(info['reposed'])}, "
+            f"dropped {len(info['dropped'])} (mapper {info['mapper']})"
+        )
     print(f"{'':24} {'median':>8} {'max':>8}")
     for key, unit in (("rotation_deg", "rotation error (deg)"), ("centre_pct", "centre error (%)")):
         print(f"{unit:24} {errors[key]['median']:8.3f} {errors[key]['max']:8.3f}")
@@ -277,7 +288,12 @@ def main() -> None:
         "refine": not args.no_refine,
         "registered": len(result.registered),
         "unregistered": result.unregistered,
-        "contradicted": result.summary.get("contradicted"),
+        "every": args.every,
+        "fallback": not args.no_fallback,
+        "mapper_used": result.summary.get("mapper"),
+        "kept": len(result.summary.get("kept", [])),
+        "reposed": result.summary.get("reposed"),
+        "dropped": result.summary.get("dropped"),
         "num_points": result.num_points,
         "pose_errors": errors,
         "wall_time_s": {k: round(v, 1) for k, v in result.times.items()},
@@ -288,11 +304,12 @@ def main() -> None:
             "loadavg_before": load_before,
         },
         "command": "python benchmarks/bench_process.py "
-        f"--downscale {args.downscale} --train-seconds {args.train_seconds:g}"
+        f"--every {args.every} --downscale {args.downscale} --train-seconds {args.train_seconds:g}"
         + (f" --train-steps {args.train_steps}" if args.train_steps else "")
         + (" --high-quality" if args.high_quality else "")
         + f" --mapper {args.mapper}"
-        + (" --no-refine" if args.no_refine else ""),
+        + (" --no-refine" if args.no_refine else "")
+        + (" --no-fallback" if args.no_fallback else ""),
     }
     if args.no_train:
         report["machine"]["loadavg_after"] = os.getloadavg()

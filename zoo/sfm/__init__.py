@@ -5,9 +5,12 @@ register) before writing anything, saves the images into ``<out>/images``, runs 
 motion with pycolmap (:mod:`.colmap_run`), writes the largest reconstruction as a COLMAP model
 (``<out>/sparse/0``, so ``data=colmap`` reads the folder too) and as nerfstudio's
 ``<out>/transforms.json`` + ``<out>/sparse_points.ply`` (:mod:`.export`; ``data=nerfstudio``),
-names the images that did not register and those whose pose contradicts most of their own
-verified matches (:mod:`.check`: a warning), and records counts and stage times in
-``<out>/process.json``.
+keeps only the poses it stands behind (:mod:`.check`: every view tied to the rest by
+well-matched pairs that agree with its pose, the others re-localised against the model or
+dropped, by name; with ``fallback``, the other mapper is tried when views were left out), and
+records counts, the dropped and re-posed views and stage times in ``<out>/process.json``.
+``registered`` are the views written to ``transforms.json`` (kept and re-posed);
+``unregistered`` those the mapper did not register (the dropped ones are in the summary).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ def process(
     high_quality: bool = False,
     mapper: str = "global",
     refine: bool = True,
+    fallback: bool = True,
     progress: bool = True,
 ) -> ProcessResult:
     """Register ``images`` (a folder or a video) and write the scene into ``out``.
@@ -70,6 +74,9 @@ def process(
         mapper: ``global`` (GLOMAP, the default) or ``incremental`` (COLMAP's); see
             :mod:`zoo.sfm.colmap_run`.
         refine: a last bundle adjustment under a Cauchy loss (:mod:`zoo.sfm.colmap_run`).
+        fallback: when the mapper leaves views out (not registered, or dropped by the pose
+            check), map the same matches with the other mapper and keep the result that
+            poses more views.
     Raises:
         DataError: bad input (nothing written); RegistrationError: too few registered.
     """
@@ -101,9 +108,11 @@ def process(
     write_images(frames, names, image_dir, int(downscale))
     times = {"prepare_s": time.perf_counter() - t_start}
 
-    from zoo.sfm.colmap_run import run_sfm
+    from zoo.sfm.check import verify_poses
+    from zoo.sfm.colmap_run import map_database, refine_reconstruction, require_pycolmap, run_sfm
     from zoo.sfm.export import export_transforms
 
+    db = out / "colmap" / "database.db"
     rec, sfm_times = run_sfm(
         image_dir,
         out / "colmap",
@@ -117,18 +126,41 @@ def process(
         progress=progress,
     )
     times.update(sfm_times)
+    pycolmap = require_pycolmap()
+
+    def finish(r: Any) -> None:
+        refine_reconstruction(pycolmap, r, num_threads)
+
+    def verified(r: Any) -> Any:
+        return verify_poses(r, db, refine=finish if refine else None) if r else None
+
+    t0 = time.perf_counter()
+    verdict = verified(rec)
+    used = mapper
+    posed = len(verdict.kept) + len(verdict.reposed) if verdict else 0
+    if fallback and posed < len(names):
+        # The other mapper on the same matches; kept when it poses more views.
+        other = "incremental" if mapper == "global" else "global"
+        rec2, times2 = map_database(
+            db, image_dir, out / "colmap" / f"sparse_{other}", len(names), other,
+            num_threads, refine=refine, progress=progress,
+        )  # fmt: skip
+        times["fallback_s"] = sum(times2.values())
+        verdict2 = verified(rec2)
+        if verdict2 and len(verdict2.kept) + len(verdict2.reposed) > posed:
+            rec, verdict, used = rec2, verdict2, other
+            posed = len(verdict.kept) + len(verdict.reposed)
+    times["verify_s"] = time.perf_counter() - t0 - times.get("fallback_s", 0.0)
     registered = sorted(rec.images[i].name for i in rec.reg_image_ids()) if rec else []
-    unregistered = sorted(set(names) - set(registered))
+    unregistered = sorted(set(names) - set(registered) - set(verdict.dropped if verdict else []))
     need = max(3, int(round(min_registered * len(names))))
     if len(registered) < need:
-        listed = ", ".join(unregistered[:20]) + (" ..." if len(unregistered) > 20 else "")
+        left = sorted(set(names) - set(registered))
+        listed = ", ".join(left[:20]) + (" ..." if len(left) > 20 else "")
         raise RegistrationError(
-            f"{src}: only {len(registered)} of {len(names)} images registered (need {need}); "
-            f"not registered: {listed}"
+            f"{src}: only {len(registered)} of {len(names)} images registered with a pose "
+            f"it stands behind (need {need}); left out: {listed}"
         )
-    from zoo.sfm.check import contradicted_views
-
-    contradicted = contradicted_views(rec, out / "colmap" / "database.db")
     sparse0 = out / "sparse" / "0"
     if sparse0.exists():
         shutil.rmtree(sparse0)
@@ -136,22 +168,32 @@ def process(
     rec.write(str(sparse0))
     summary = export_transforms(sparse0, out)
     times["total_s"] = time.perf_counter() - t_start
+    poses = {
+        "kept": verdict.kept,
+        "reposed": verdict.reposed,
+        "dropped": verdict.dropped,
+        "notes": verdict.notes,
+    }
     result = ProcessResult(
         out=out,
         registered=registered,
         unregistered=unregistered,
         num_points=summary["num_points"],
         times=times,
-        summary={"matcher": matcher, "mapper": mapper, "contradicted": contradicted, **summary},
+        summary={"matcher": matcher, "mapper": used, **poses, **summary},
     )
     record = {
         "images": str(src),
         "registered": len(registered),
         "unregistered": unregistered,
-        "contradicted": contradicted,
+        "kept": len(verdict.kept),
+        "reposed": verdict.reposed,
+        "dropped": verdict.dropped,
+        "notes": verdict.notes,
         "num_points": result.num_points,
         "matcher": matcher,
-        "mapper": mapper,
+        "mapper": used,
+        "fallback": bool(fallback),
         "refine": bool(refine),
         "camera_model": camera_model,
         "downscale": int(downscale),

@@ -158,10 +158,35 @@ def run_sfm(
             bar.update(len(batch))
     times["matching_s"] = time.perf_counter() - t0
 
-    sparse = work_dir / "sparse"
+    best, map_times = map_database(
+        db, image_dir, work_dir / "sparse", n, mapper, num_threads, seed, refine, progress
+    )
+    times.update(map_times)
+    return best, times
+
+
+def map_database(
+    db: Path,
+    image_dir: Path,
+    sparse: Path,
+    n: int,
+    mapper: str = "global",
+    num_threads: int = -1,
+    seed: int = 0,
+    refine: bool = True,
+    progress: bool = True,
+) -> tuple[Any, dict[str, float]]:
+    """Mapping (``global`` or ``incremental``) of a matched database into ``sparse`` (emptied
+    first), then the final refinement of the largest reconstruction (``refine``).
+
+    Returns:
+        the largest pycolmap Reconstruction (or None) and the stage times in seconds.
+    """
+    pycolmap = require_pycolmap()
     if sparse.exists():
         shutil.rmtree(sparse)
-    sparse.mkdir()
+    sparse.mkdir(parents=True)
+    times: dict[str, float] = {}
     t0 = time.perf_counter()
     if mapper == "global":
         recs = _global_mapping(pycolmap, db, image_dir, sparse, num_threads, seed, progress)
