@@ -212,6 +212,7 @@ def main() -> None:
     ap.add_argument("--mapper", default="global", choices=["global", "incremental"])
     ap.add_argument("--no-refine", action="store_true", help="zoo.process refine=false")
     ap.add_argument("--no-fallback", action="store_true", help="zoo.process fallback=false")
+    ap.add_argument("--min-registered", type=float, default=0.5, help="zoo.process's")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "process.json")
     args = ap.parse_args()
 
@@ -253,6 +254,7 @@ def main() -> None:
             mapper=args.mapper,
             refine=not args.no_refine,
             fallback=not args.no_fallback,
+            min_registered=args.min_registered,
         )
     meta = json.loads((work / "scene" / "transforms.json").read_text())
     est = {Path(f["file_path"]).name: np.array(f["transform_matrix"]) for f in meta["frames"]}
@@ -309,7 +311,8 @@ def main() -> None:
         + (" --high-quality" if args.high_quality else "")
         + f" --mapper {args.mapper}"
         + (" --no-refine" if args.no_refine else "")
-        + (" --no-fallback" if args.no_fallback else ""),
+        + (" --no-fallback" if args.no_fallback else "")
+        + f" --min-registered {args.min_registered:g}",
     }
     if args.no_train:
         report["machine"]["loadavg_after"] = os.getloadavg()

@@ -26,8 +26,9 @@ that, the graph can.
 model; its keypoints matched (verified inliers) to keypoints of supported views that observe a
 3D point give 2D-3D correspondences, from which LO-RANSAC + refinement (COLMAP's absolute pose
 estimator: P3P, Gao et al. 2003, in LO-RANSAC with a ``max_error_px`` threshold) proposes a
-pose. The view is re-posed when that pose has at least ``min_relocalised`` (40) inliers that
-come through two supported views or more and most of the view's verified matches with
+pose. The view is re-posed when that pose has at least ``min_relocalised`` inliers (60: as
+many as two supporting pairs have agreeing matches) that come through two supported views or
+more and most of the view's verified matches with
 supported views agree with it (a view turned by 180 degrees against look-alike matches fails
 this); else it is dropped. Re-posed views add no 3D points (their observations are not
 re-triangulated).
@@ -44,8 +45,9 @@ import numpy as np
 
 # Fewest agreeing inlier matches for a pair to support its two poses (module docstring).
 MIN_AGREEING = 30
-# Fewest RANSAC inliers (through two supported views or more) of a re-localised pose.
-MIN_RELOCALISED = 40
+# Fewest RANSAC inliers (through two supported views or more) of a re-localised pose: as
+# many correspondences as two supporting pairs have agreeing matches.
+MIN_RELOCALISED = 2 * MIN_AGREEING
 
 
 def _skew(t: np.ndarray) -> np.ndarray:

@@ -1,0 +1,107 @@
+"""The pose check of ``zoo.process`` (:mod:`zoo.sfm.check`) on synthetic reconstructions with
+known poses (pycolmap's synthetic dataset: exact keypoints, verified matches in a database):
+every view kept when all agree; a view turned by 180 degrees about its own vertical axis is
+found, re-localised against the rest and ends at its true pose, or is dropped by name when it
+cannot be re-localised; a group of views hanging on one pair is not trusted."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from zoo.sfm.check import contradicted_views, two_edge_connected_core, verify_poses
+
+pycolmap = pytest.importorskip("pycolmap")
+
+
+def _scene(tmp_path, num_views: int = 8):
+    """A synthetic reconstruction of ``num_views`` views of 200 points and its database."""
+    options = pycolmap.SyntheticDatasetOptions()
+    options.num_rigs, options.num_cameras_per_rig, options.num_frames_per_rig = 1, 1, num_views
+    options.num_points3D, options.num_points2D_without_point3D = 200, 20
+    options.camera_model_id = pycolmap.CameraModelId.SIMPLE_PINHOLE
+    options.camera_width, options.camera_height = 400, 400
+    options.camera_params = [500.0, 200.0, 200.0]
+    pycolmap.set_random_seed(0)
+    path = tmp_path / "database.db"
+    db = pycolmap.Database.open(str(path))
+    rec = pycolmap.synthesize_dataset(options, db)
+    db.close()
+    return rec, path
+
+
+def _rotation(rec, image_id: int) -> np.ndarray:
+    return rec.images[image_id].cam_from_world().rotation.matrix()  # (3, 3)
+
+
+def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.degrees(np.arccos(np.clip((np.trace(a.T @ b) - 1) / 2, -1, 1))))
+
+
+def _turn_about_own_y(rec, image_id: int, degrees: float) -> None:
+    """Turn a view about its camera's y axis through its centre (the centre stays)."""
+    image = rec.images[image_id]
+    centre = image.projection_center()
+    half = np.radians(degrees) / 2
+    turn = pycolmap.Rotation3d(np.array([0, np.sin(half), 0, np.cos(half)]))  # xyzw
+    rotation = turn * image.cam_from_world().rotation
+    pose = pycolmap.Rigid3d(rotation, -(rotation.matrix() @ centre))
+    rec.frames[image.frame_id].set_cam_from_world(image.camera_id, pose)
+
+
+def test_all_views_kept_when_poses_agree(tmp_path):
+    rec, db = _scene(tmp_path)
+    verdict = verify_poses(rec, db)
+    assert len(verdict.kept) == 8 and verdict.reposed == [] == verdict.dropped == verdict.notes
+    assert rec.num_reg_images() == 8
+
+
+def test_flipped_view_is_found_and_reposed(tmp_path):
+    rec, db = _scene(tmp_path)
+    victim = sorted(rec.reg_image_ids())[3]
+    name = rec.images[victim].name
+    true = _rotation(rec, victim)
+    _turn_about_own_y(rec, victim, 180.0)
+    assert _angle_deg(_rotation(rec, victim), true) == pytest.approx(180.0, abs=1e-6)
+    assert contradicted_views(rec, db) == [name]
+    verdict = verify_poses(rec, db)
+    assert verdict.reposed == [name] and verdict.dropped == [] and len(verdict.kept) == 7
+    assert len(verdict.notes) == 1 and verdict.notes[0].startswith(f"{name}: re-posed")
+    assert rec.images[victim].has_pose and rec.num_reg_images() == 8
+    assert _angle_deg(_rotation(rec, victim), true) < 0.01  # exact keypoints: the true pose
+
+
+def test_view_that_cannot_be_relocalised_is_dropped_by_name(tmp_path):
+    rec, db = _scene(tmp_path)
+    victim = sorted(rec.reg_image_ids())[5]
+    name = rec.images[victim].name
+    _turn_about_own_y(rec, victim, 180.0)
+    # Asking for more RANSAC inliers than the view has matched points: no re-localisation.
+    verdict = verify_poses(rec, db, min_relocalised=10_000)
+    assert verdict.dropped == [name] and verdict.reposed == [] and len(verdict.kept) == 7
+    assert len(verdict.notes) == 1 and verdict.notes[0].startswith(f"{name}: dropped")
+    assert not rec.images[victim].has_pose and victim not in set(rec.reg_image_ids())
+
+
+def test_slightly_turned_view_is_reposed_too(tmp_path):
+    """Two degrees off (about 17 px at f = 500 px): every pair of the view disagrees."""
+    rec, db = _scene(tmp_path)
+    victim = sorted(rec.reg_image_ids())[0]
+    true = _rotation(rec, victim)
+    _turn_about_own_y(rec, victim, 2.0)
+    verdict = verify_poses(rec, db)
+    assert verdict.reposed == [rec.images[victim].name]
+    assert _angle_deg(_rotation(rec, victim), true) < 0.01
+
+
+def test_two_edge_connected_core_cuts_groups_hanging_on_one_pair():
+    # A 4-clique {0..3}, a triangle {4, 5, 6} tied to it by the single pair (3, 4), a view 7
+    # tied by one pair to 0 and an isolated view 8.
+    clique = {frozenset((a, b)) for a in range(4) for b in range(a + 1, 4)}
+    triangle = {frozenset((4, 5)), frozenset((5, 6)), frozenset((4, 6))}
+    edges = clique | triangle | {frozenset((3, 4)), frozenset((0, 7))}
+    assert two_edge_connected_core(set(range(9)), edges) == {0, 1, 2, 3}
+    # A second pair between the groups makes them one 2-edge-connected component.
+    assert two_edge_connected_core(set(range(9)), edges | {frozenset((2, 6))}) == set(range(7))
+    # A chain has no 2-edge-connected component with more than one view.
+    assert two_edge_connected_core({0, 1, 2}, {frozenset((0, 1)), frozenset((1, 2))}) == set()
