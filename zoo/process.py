@@ -40,6 +40,7 @@ def run_process(cfg: DictConfig) -> None:
             mapper=str(cfg.mapper),
             refine=bool(cfg.refine),
             fallback=bool(cfg.fallback),
+            calibrate=bool(cfg.calibrate),
         )
     except (DataError, RegistrationError, ImportError, ValueError) as e:
         fail(str(e))

@@ -105,3 +105,25 @@ def test_two_edge_connected_core_cuts_groups_hanging_on_one_pair():
     assert two_edge_connected_core(set(range(9)), edges | {frozenset((2, 6))}) == set(range(7))
     # A chain has no 2-edge-connected component with more than one view.
     assert two_edge_connected_core({0, 1, 2}, {frozenset((0, 1)), frozenset((1, 2))}) == set()
+
+
+def test_exif_focal_length_in_pixels(tmp_path):
+    """The 35 mm-equivalent focal length scales with the image diagonal (43.27 mm on the
+    36 x 24 mm frame); without it, focal length in mm x focal-plane pixels per mm; a PNG
+    without EXIF gives None."""
+    from PIL import Image
+
+    from zoo.sfm.inputs import exif_focal_px
+
+    img = Image.new("RGB", (600, 400))
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0xA405] = 35  # FocalLengthIn35mmFilm
+    img.save(tmp_path / "a.jpg", exif=exif)
+    assert exif_focal_px(tmp_path / "a.jpg") == pytest.approx(35 * np.hypot(600, 400) / 43.2666)
+    exif = Image.Exif()
+    ifd = exif.get_ifd(0x8769)
+    ifd[0x920A], ifd[0xA20E], ifd[0xA210] = 4.0, 250.0, 4  # 4 mm, 250 px/mm
+    img.save(tmp_path / "b.jpg", exif=exif)
+    assert exif_focal_px(tmp_path / "b.jpg") == pytest.approx(1000.0)
+    img.save(tmp_path / "c.png")
+    assert exif_focal_px(tmp_path / "c.png") is None

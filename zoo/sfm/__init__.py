@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from zoo.data.io import DataError, atomic_write_text
-from zoo.sfm.inputs import is_video, list_inputs, read_inputs, video_frames, write_images
+from zoo.sfm.inputs import (
+    exif_focal_px,
+    is_video,
+    list_inputs,
+    read_inputs,
+    video_frames,
+    write_images,
+)
 
 
 class RegistrationError(Exception):
@@ -56,6 +63,7 @@ def process(
     mapper: str = "global",
     refine: bool = True,
     fallback: bool = True,
+    calibrate: bool = False,
     progress: bool = True,
 ) -> ProcessResult:
     """Register ``images`` (a folder or a video) and write the scene into ``out``.
@@ -74,6 +82,8 @@ def process(
         mapper: ``global`` (GLOMAP, the default) or ``incremental`` (COLMAP's); see
             :mod:`zoo.sfm.colmap_run`.
         refine: a last bundle adjustment under a Cauchy loss (:mod:`zoo.sfm.colmap_run`).
+        calibrate: GLOMAP's view-graph calibration of the focal length before the global
+            mapper when no EXIF focal length is found (:mod:`zoo.sfm.colmap_run`).
         fallback: when the mapper leaves views out (not registered, or dropped by the pose
             check), map the same matches with the other mapper and keep the result that
             poses more views.
@@ -92,11 +102,13 @@ def process(
         frames = video_frames(src, num_frames)
         names = [f"frame_{i:05d}.png" for i in range(1, len(frames) + 1)]
         sequential = True
+        focal = None
     else:
         files = list_inputs(src)
         frames = read_inputs(files, background)
         names = [p.stem + ".png" for p in files]
         sequential = False
+        focal = exif_focal_px(files[0])
     if len(frames) < 3:
         raise DataError(src, "images", f"{len(frames)} image(s): structure from motion needs >= 3")
     if matcher == "auto":
@@ -124,6 +136,8 @@ def process(
         mapper=mapper,
         refine=refine,
         progress=progress,
+        focal_prior=focal / downscale if focal else None,
+        calibrate=calibrate,
     )
     times.update(sfm_times)
     pycolmap = require_pycolmap()
@@ -159,7 +173,9 @@ def process(
         listed = ", ".join(left[:20]) + (" ..." if len(left) > 20 else "")
         raise RegistrationError(
             f"{src}: only {len(registered)} of {len(names)} images registered with a pose "
-            f"it stands behind (need {need}); left out: {listed}"
+            f"it stands behind (need {need}, min_registered={min_registered:g}); left out: "
+            f"{listed} (more or larger photos, with more overlap, register better; a lower "
+            "min_registered writes the views it stands behind)"
         )
     sparse0 = out / "sparse" / "0"
     if sparse0.exists():
@@ -194,6 +210,8 @@ def process(
         "matcher": matcher,
         "mapper": used,
         "fallback": bool(fallback),
+        "focal_prior_px": focal / downscale if focal else None,
+        "calibrate": bool(calibrate),
         "refine": bool(refine),
         "camera_model": camera_model,
         "downscale": int(downscale),

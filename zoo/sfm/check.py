@@ -321,14 +321,22 @@ def verify_poses(
                     continue
                 rec.deregister_frame(image.frame_id)
                 why = (
-                    f"re-localised from {inliers} correspondences through {views} view(s), "
-                    f"{agree} of {agree + disagree} verified matches agreeing"
+                    f"re-localised: {inliers} of {len(p2)} 2D-3D correspondences through "
+                    f"{views} view(s) fit, {agree} of {agree + disagree} verified matches "
+                    f"agree; a re-posed view needs {min_relocalised} through 2 views and most "
+                    "matches agreeing"
                 )
+            elif len(p2) >= min_relocalised:
+                why = f"no pose fits its {len(p2)} 2D-3D correspondences with the model"
             else:
-                why = f"{len(p2)} 2D-3D correspondences with the model, too few to re-localise"
+                why = (
+                    f"{len(p2)} 2D-3D correspondences with the model, fewer than the "
+                    f"{min_relocalised} a re-posed view needs"
+                )
             verdict.dropped.append(image.name)
             verdict.notes.append(
-                f"{image.name}: dropped (not tied to the model by two well-matched pairs; {why})"
+                f"{image.name}: dropped (fewer than two pairs of >= {min_agreeing} matches "
+                f"agreeing with its pose tie it to the model; {why})"
             )
     finally:
         db.close()
