@@ -143,7 +143,9 @@ def process(
     pycolmap = require_pycolmap()
 
     def finish(r: Any) -> None:
-        refine_reconstruction(pycolmap, r, num_threads)
+        # After views were taken out: poses and points only; the camera keeps what all the
+        # registered views' observations fixed (fewer views constrain a focal length less).
+        refine_reconstruction(pycolmap, r, num_threads, intrinsics=False)
 
     def verified(r: Any) -> Any:
         return verify_poses(r, db, refine=finish if refine else None) if r else None

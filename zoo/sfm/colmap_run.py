@@ -229,13 +229,15 @@ def map_database(
     return best, times
 
 
-def refine_reconstruction(pycolmap: Any, rec: Any, num_threads: int = -1) -> None:
+def refine_reconstruction(
+    pycolmap: Any, rec: Any, num_threads: int = -1, intrinsics: bool = True
+) -> None:
     """Bundle adjustment of ``rec`` in place under a Cauchy loss of scale 1 px (module
-    docstring, step 4): poses, points, focal length and distortion (the principal point stays,
-    as in COLMAP's mappers: it is weakly determined)."""
+    docstring, step 4): poses, points, and with ``intrinsics`` focal length and distortion (the
+    principal point stays, as in COLMAP's mappers: it is weakly determined)."""
     options = pycolmap.BundleAdjustmentOptions()
-    options.refine_focal_length = True
-    options.refine_extra_params = True
+    options.refine_focal_length = intrinsics
+    options.refine_extra_params = intrinsics
     options.refine_principal_point = False
     options.print_summary = False
     options.ceres.loss_function_type = pycolmap.LossFunctionType.CAUCHY
