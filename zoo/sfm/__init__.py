@@ -158,9 +158,15 @@ def process(
         # The other mapper on the same matches; kept when it poses more views.
         other = "incremental" if mapper == "global" else "global"
         rec2, times2 = map_database(
-            db, image_dir, out / "colmap" / f"sparse_{other}", len(names), other,
-            num_threads, refine=refine, progress=progress,
-        )  # fmt: skip
+            db,
+            image_dir,
+            out / "colmap" / f"sparse_{other}",
+            len(names),
+            other,
+            num_threads,
+            refine=refine,
+            progress=progress,
+        )
         times["fallback_s"] = sum(times2.values())
         verdict2 = verified(rec2)
         if verdict2 and len(verdict2.kept) + len(verdict2.reposed) > posed:

@@ -28,10 +28,13 @@ model; its keypoints matched (verified inliers) to keypoints of supported views 
 estimator: P3P, Gao et al. 2003, in LO-RANSAC with a ``max_error_px`` threshold) proposes a
 pose. The view is re-posed when that pose has at least ``min_relocalised`` inliers (60: as
 many as two supporting pairs have agreeing matches) that come through two supported views or
-more and most of the view's verified matches with
-supported views agree with it (a view turned by 180 degrees against look-alike matches fails
-this); else it is dropped. Re-posed views add no 3D points (their observations are not
-re-triangulated).
+more, and most of the view's verified matches with supported views agree with it (a view
+turned by 180 degrees against look-alike matches fails this); else it is dropped. Re-posed
+views add no 3D points (their observations are not re-triangulated).
+
+What it does not catch: a group tied to the rest by two or more pairs that are all wrong in
+the same way. What it costs: the thresholds count matches, so small photos (few features per
+view, e.g. 200 px) leave few views tied by pairs of 30 and most of them are dropped.
 """
 
 from __future__ import annotations
