@@ -127,3 +127,23 @@ def test_exif_focal_length_in_pixels(tmp_path):
     assert exif_focal_px(tmp_path / "b.jpg") == pytest.approx(1000.0)
     img.save(tmp_path / "c.png")
     assert exif_focal_px(tmp_path / "c.png") is None
+
+
+def test_focal_prior_is_written_to_the_shared_camera(tmp_path):
+    """run_sfm with a focal prior (what zoo.process reads from EXIF): the database's camera
+    starts at that focal length, marked as a prior; without one, at COLMAP's 1.2 x width."""
+    import imageio.v3 as iio
+
+    from zoo.sfm.colmap_run import run_sfm
+
+    rng = np.random.default_rng(0)
+    names = [f"{i}.png" for i in range(3)]
+    for name in names:
+        iio.imwrite(tmp_path / name, rng.integers(0, 255, (64, 80, 3), dtype=np.uint8))
+    for prior, work in ((70.0, "a"), (None, "b")):
+        run_sfm(tmp_path, tmp_path / work, names, num_threads=1, progress=False, focal_prior=prior)
+        db = pycolmap.Database.open(str(tmp_path / work / "database.db"))
+        (camera,) = db.read_all_cameras()
+        db.close()
+        assert camera.has_prior_focal_length == (prior is not None)
+        assert camera.params[0] == pytest.approx(prior or 1.2 * 80)
