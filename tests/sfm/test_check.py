@@ -2,14 +2,19 @@
 known poses (pycolmap's synthetic dataset: exact keypoints, verified matches in a database):
 every view kept when all agree; a view turned by 180 degrees about its own vertical axis is
 found, re-localised against the rest and ends at its true pose, or is dropped by name when it
-cannot be re-localised; a group of views hanging on one pair is not trusted."""
+cannot be re-localised; a group of views hanging on one pair is not trusted. Also the focal
+length read from EXIF and set as the shared camera's prior."""
 
 from __future__ import annotations
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
+from PIL import Image
 
-from zoo.sfm.check import contradicted_views, two_edge_connected_core, verify_poses
+from zoo.sfm.check import _bridges, contradicted_views, two_edge_connected_core, verify_poses
+from zoo.sfm.colmap_run import run_sfm
+from zoo.sfm.inputs import exif_focal_px
 
 pycolmap = pytest.importorskip("pycolmap")
 
@@ -107,14 +112,41 @@ def test_two_edge_connected_core_cuts_groups_hanging_on_one_pair():
     assert two_edge_connected_core({0, 1, 2}, {frozenset((0, 1)), frozenset((1, 2))}) == set()
 
 
+def _naive_bridges(adjacency: dict[int, set[int]]) -> set[frozenset[int]]:
+    """Edges whose removal leaves their two ends disconnected (a search per edge)."""
+    out = set()
+    for a in adjacency:
+        for b in adjacency[a]:
+            seen, todo = {a}, [a]
+            while todo:
+                v = todo.pop()
+                for w in adjacency[v]:
+                    if {v, w} != {a, b} and w not in seen:
+                        seen.add(w)
+                        todo.append(w)
+            if b not in seen:
+                out.add(frozenset((a, b)))
+    return out
+
+
+def test_bridges_match_a_naive_search_on_random_graphs():
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        n = int(rng.integers(2, 25))
+        p = float(rng.uniform(0.05, 0.4))
+        adjacency: dict[int, set[int]] = {v: set() for v in range(n)}
+        for a in range(n):
+            for b in range(a + 1, n):
+                if rng.random() < p:
+                    adjacency[a].add(b)
+                    adjacency[b].add(a)
+        assert _bridges(adjacency) == _naive_bridges(adjacency)
+
+
 def test_exif_focal_length_in_pixels(tmp_path):
     """The 35 mm-equivalent focal length scales with the image diagonal (43.27 mm on the
     36 x 24 mm frame); without it, focal length in mm x focal-plane pixels per mm; a PNG
     without EXIF gives None."""
-    from PIL import Image
-
-    from zoo.sfm.inputs import exif_focal_px
-
     img = Image.new("RGB", (600, 400))
     exif = Image.Exif()
     exif.get_ifd(0x8769)[0xA405] = 35  # FocalLengthIn35mmFilm
@@ -132,10 +164,6 @@ def test_exif_focal_length_in_pixels(tmp_path):
 def test_focal_prior_is_written_to_the_shared_camera(tmp_path):
     """run_sfm with a focal prior (what zoo.process reads from EXIF): the database's camera
     starts at that focal length, marked as a prior; without one, at COLMAP's 1.2 x width."""
-    import imageio.v3 as iio
-
-    from zoo.sfm.colmap_run import run_sfm
-
     rng = np.random.default_rng(0)
     names = [f"{i}.png" for i in range(3)]
     for name in names:
