@@ -12,10 +12,11 @@ poses thrown away; ``--every 2`` takes every second one (50 photos). Steps:
    the other mapper when views were left out (off with ``--no-fallback``), as zoo.process's
    defaults; wall time of each stage. ``--min-registered 0`` measures what it writes even
    when it would refuse (fewer than half the photos posed).
-2. The camera centres written to ``transforms.json`` (kept and re-posed views) are aligned to the true ones by a least-squares similarity
-   (Umeyama 1991, :func:`zoo.ops.camera_math.similarity_align`); per view: rotation error (the
-   angle of ``R_true^T R_align R_est``, degrees) and camera-centre error as a percentage of the
-   true camera's distance to the scene centre (4 units); median and max over the views (the
+2. The camera centres written to ``transforms.json`` (kept and re-posed views) are aligned to
+   the true ones by a least-squares similarity (Umeyama 1991,
+   :func:`zoo.ops.camera_math.similarity_align`); per view: rotation error (the angle of
+   ``R_true^T R_align R_est``, degrees) and camera-centre error as a percentage of the true
+   camera's distance to the scene centre (4 units); median and max over the views (the
    goal: every view within 1 degree, median < 0.5 degree, centre error < 1 %). A diagnostic
    beside it: the rotation error after aligning the rotations by themselves (with few views
    on a short arc the centres fix the alignment's rotation poorly).
