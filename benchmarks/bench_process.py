@@ -228,6 +228,7 @@ def main() -> None:
     ap.add_argument("--mapper", default="global", choices=["global", "incremental"])
     ap.add_argument("--no-refine", action="store_true", help="zoo.process refine=false")
     ap.add_argument("--no-fallback", action="store_true", help="zoo.process fallback=false")
+    ap.add_argument("--min-pair-matches", type=int, default=30, help="zoo.process's")
     ap.add_argument("--calibrate", action="store_true", help="zoo.process calibrate=true")
     ap.add_argument("--min-registered", type=float, default=0.5, help="zoo.process's")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "process.json")
@@ -273,6 +274,7 @@ def main() -> None:
             fallback=not args.no_fallback,
             min_registered=args.min_registered,
             calibrate=args.calibrate,
+            min_pair_matches=args.min_pair_matches,
         )
     meta = json.loads((work / "scene" / "transforms.json").read_text())
     est = {Path(f["file_path"]).name: np.array(f["transform_matrix"]) for f in meta["frames"]}
@@ -313,6 +315,7 @@ def main() -> None:
         "every": args.every,
         "fallback": not args.no_fallback,
         "calibrate": args.calibrate,
+        "min_pair_matches": args.min_pair_matches,
         "mapper_used": result.summary.get("mapper"),
         "kept": len(result.summary.get("kept", [])),
         "reposed": result.summary.get("reposed"),
@@ -334,6 +337,7 @@ def main() -> None:
         + (" --no-refine" if args.no_refine else "")
         + (" --no-fallback" if args.no_fallback else "")
         + (" --calibrate" if args.calibrate else "")
+        + f" --min-pair-matches {args.min_pair_matches}"
         + f" --min-registered {args.min_registered:g}",
     }
     if args.no_train:

@@ -41,6 +41,7 @@ def run_process(cfg: DictConfig) -> None:
             refine=bool(cfg.refine),
             fallback=bool(cfg.fallback),
             calibrate=bool(cfg.calibrate),
+            min_pair_matches=int(cfg.min_pair_matches),
         )
     except (DataError, RegistrationError, ImportError, ValueError) as e:
         fail(str(e))

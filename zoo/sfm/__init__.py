@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.data.io import DataError, atomic_write_text
+from zoo.sfm.check import MIN_AGREEING, verify_poses
 from zoo.sfm.inputs import (
     exif_focal_px,
     is_video,
@@ -64,6 +65,7 @@ def process(
     refine: bool = True,
     fallback: bool = True,
     calibrate: bool = False,
+    min_pair_matches: int = MIN_AGREEING,
     progress: bool = True,
 ) -> ProcessResult:
     """Register ``images`` (a folder or a video) and write the scene into ``out``.
@@ -84,6 +86,8 @@ def process(
         refine: a last bundle adjustment under a Cauchy loss (:mod:`zoo.sfm.colmap_run`).
         calibrate: GLOMAP's view-graph calibration of the focal length before the global
             mapper when no EXIF focal length is found (:mod:`zoo.sfm.colmap_run`).
+        min_pair_matches: the pose check's fewest agreeing matches for a pair to support its
+            two views' poses (:mod:`zoo.sfm.check`; re-localised views need twice as many).
         fallback: when the mapper leaves views out (not registered, or dropped by the pose
             check), map the same matches with the other mapper and keep the result that
             poses more views.
@@ -95,6 +99,10 @@ def process(
         raise DataError(out / "transforms.json", "out", "exists (give overwrite=true to replace)")
     if mapper not in ("global", "incremental"):
         raise DataError(src, "mapper", f"must be 'global' or 'incremental', got {mapper!r}")
+    if int(min_pair_matches) != min_pair_matches or min_pair_matches < 1:
+        raise DataError(
+            src, "min_pair_matches", f"must be a positive integer, got {min_pair_matches!r}"
+        )
     if int(downscale) != downscale or downscale < 1:
         raise DataError(src, "downscale", f"must be a positive integer, got {downscale!r}")
     t_start = time.perf_counter()
@@ -120,7 +128,6 @@ def process(
     write_images(frames, names, image_dir, int(downscale))
     times = {"prepare_s": time.perf_counter() - t_start}
 
-    from zoo.sfm.check import verify_poses
     from zoo.sfm.colmap_run import map_database, refine_reconstruction, require_pycolmap, run_sfm
     from zoo.sfm.export import export_transforms
 
@@ -148,7 +155,15 @@ def process(
         refine_reconstruction(pycolmap, r, num_threads, intrinsics=False)
 
     def verified(r: Any) -> Any:
-        return verify_poses(r, db, refine=finish if refine else None) if r else None
+        if r is None:
+            return None
+        return verify_poses(
+            r,
+            db,
+            refine=finish if refine else None,
+            min_agreeing=min_pair_matches,
+            min_relocalised=2 * min_pair_matches,
+        )
 
     t0 = time.perf_counter()
     verdict = verified(rec)
@@ -220,6 +235,7 @@ def process(
         "fallback": bool(fallback),
         "focal_prior_px": focal / downscale if focal else None,
         "calibrate": bool(calibrate),
+        "min_pair_matches": int(min_pair_matches),
         "refine": bool(refine),
         "camera_model": camera_model,
         "downscale": int(downscale),
