@@ -198,7 +198,8 @@ def process(
             f"{src}: only {len(registered)} of {len(names)} images registered with a pose "
             f"it stands behind (need {need}, min_registered={min_registered:g}); left out: "
             f"{listed} (more or larger photos, with more overlap, register better; a lower "
-            "min_registered writes the views it stands behind)"
+            "min_registered writes the views it stands behind, a lower min_pair_matches "
+            f"(now {min_pair_matches}) trusts pairs with fewer matches)"
         )
     sparse0 = out / "sparse" / "0"
     if sparse0.exists():
