@@ -12,7 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zoo.sfm.check import _bridges, contradicted_views, two_edge_connected_core, verify_poses
+from zoo.sfm.check import (
+    _bridges,
+    contradicted_group,
+    contradicted_views,
+    two_edge_connected_core,
+    verify_poses,
+)
 from zoo.sfm.colmap_run import run_sfm
 from zoo.sfm.inputs import exif_focal_px
 
@@ -110,6 +116,22 @@ def test_two_edge_connected_core_cuts_groups_hanging_on_one_pair():
     assert two_edge_connected_core(set(range(9)), edges | {frozenset((2, 6))}) == set(range(7))
     # A chain has no 2-edge-connected component with more than one view.
     assert two_edge_connected_core({0, 1, 2}, {frozenset((0, 1)), frozenset((1, 2))}) == set()
+
+
+def test_group_turned_together_is_found_from_its_pair_counts():
+    """Views 0-5 and 6-8 agree within themselves (100 matches a pair); across, true
+    neighbours (0-6, 1-7, 2-8: 80 matches, all disagreeing) and look-alikes (3-6, 4-7: 40,
+    all agreeing): the group 6-8 is contradicted. With the across counts swapped (the
+    look-alikes disagree, the neighbours agree) nothing is."""
+    inside = [(a, b) for g in (range(6), range(6, 9)) for a in g for b in g if a < b]
+    pairs = {p: (100, 0) for p in inside}
+    wrong = {**pairs, (0, 6): (0, 80), (1, 7): (0, 80), (2, 8): (0, 80)}
+    wrong.update({(3, 6): (40, 0), (4, 7): (40, 0)})
+    assert contradicted_group(wrong, set(range(9))) == {6, 7, 8}
+    right = {**pairs, (0, 6): (80, 0), (1, 7): (80, 0), (2, 8): (80, 0)}
+    right.update({(3, 6): (0, 40), (4, 7): (0, 40)})
+    assert contradicted_group(right, set(range(9))) == set()
+    assert contradicted_group(pairs, set(range(9))) == set()  # no disagreeing pair at all
 
 
 def _naive_bridges(adjacency: dict[int, set[int]]) -> set[frozenset[int]]:

@@ -22,6 +22,15 @@ matches) is placed by that one relative pose: with few, wide-baseline or look-al
 or by 180 degrees, while agreeing with its own matches; the per-view count above cannot see
 that, the graph can.
 
+**Groups placed wrongly together** (:func:`contradicted_group`). A group of views turned
+together (e.g. by 180 degrees, tied to the rest by look-alike matches of the object's other
+side) agrees with its own pairs and with the look-alike pairs, but not with the pairs to its
+true neighbours. Where the well-matched pairs between a group and the rest hold more
+disagreeing than agreeing matches, the group is taken out before the supported views are
+found, and its views are re-localised or dropped like the others. The group is found as the
+split of the views that best separates agreeing from disagreeing pairs (a signed-graph
+2-partition, searched from the most disagreeing pairs).
+
 **Re-localisation** (:func:`verify_poses`). Every other registered view is taken out of the
 model; its keypoints matched (verified inliers) to keypoints of supported views that observe a
 3D point give 2D-3D correspondences, from which LO-RANSAC + refinement (COLMAP's absolute pose
@@ -32,9 +41,10 @@ more, and most of the view's verified matches with supported views agree with it
 turned by 180 degrees against look-alike matches fails this); else it is dropped. Re-posed
 views add no 3D points (their observations are not re-triangulated).
 
-What it does not catch: a group tied to the rest by two or more pairs that are all wrong in
-the same way. What it costs: the thresholds count matches, so small photos (few features per
-view, e.g. 200 px) leave few views tied by pairs of 30 and most of them are dropped.
+What it does not catch: a group whose pairs to the rest agree with its wrong pose more than
+they disagree (e.g. no well-matched pair to its true neighbours). What it costs: the
+thresholds count matches, so small photos (few features per view, e.g. 200 px) leave few
+views tied by pairs of 30 and most of them are dropped.
 """
 
 from __future__ import annotations
@@ -219,6 +229,52 @@ def supported_views(
     return two_edge_connected_core(nodes, edges)
 
 
+def contradicted_group(
+    pairs: dict[tuple[int, int], tuple[int, int]],
+    nodes: set[int],
+    min_matches: int = MIN_AGREEING,
+    max_seeds: int = 100,
+) -> set[int]:
+    """Views placed wrongly together: the smaller side of the split of the model that the
+    well-matched pairs between the two sides mostly contradict (module docstring), or an empty
+    set. Each pair with at least ``min_matches`` inliers weighs ``w_ij = agreeing -
+    disagreeing``; a split ``s`` in {-1, 1}^N raises ``sum_ij w_ij s_i s_j`` above that of no
+    split exactly when the pairs across it weigh less than zero. Searched from each of the
+    ``max_seeds`` most disagreeing pairs (i, j): every view goes to the side of i or j from
+    which a random walk on the agreeing pairs reaches it more (personalised PageRank, damping
+    0.9; Page et al. 1999), then single views move while that raises the sum; the best split
+    wins."""
+    strong = {p: a - d for p, (a, d) in pairs.items() if a + d >= min_matches}
+    seeds = sorted((w, p) for p, w in strong.items() if w < 0)[:max_seeds]
+    if len(nodes) < 4 or not seeds:
+        return set()
+    ids = sorted(nodes)
+    index = {v: k for k, v in enumerate(ids)}
+    w = np.zeros((len(ids), len(ids)))  # (N, N) symmetric, zero diagonal
+    for (i, j), weight in strong.items():
+        w[index[i], index[j]] = w[index[j], index[i]] = weight
+    positive = np.clip(w, 0, None)
+    walk = positive / np.maximum(positive.sum(1, keepdims=True), 1e-12)  # row-stochastic
+    reach = np.linalg.inv(np.eye(len(ids)) - 0.9 * walk.T)  # (N, N): column k from view k
+    reach /= reach.sum(0, keepdims=True)
+    best, best_score = None, float(w.sum())  # no split
+    for _, (i, j) in seeds:
+        s = np.where(reach[:, index[i]] >= reach[:, index[j]], 1.0, -1.0)  # (N,)
+        for _ in range(len(ids)):  # moving view k changes the sum by -4 s_k (W s)_k
+            gain = -s * (w @ s)
+            k = int(np.argmax(gain))
+            if gain[k] <= 0:
+                break
+            s[k] = -s[k]
+        score = float(s @ w @ s)
+        if score > best_score and 0 < (s > 0).sum() < len(ids):
+            best, best_score = s, score
+    if best is None:
+        return set()
+    side = best > 0 if (best > 0).sum() <= (best < 0).sum() else best < 0
+    return {ids[k] for k in np.flatnonzero(side)}
+
+
 @dataclass
 class PoseVerdict:
     """What :func:`verify_poses` decided, by image name; ``notes``: one line per view that
@@ -286,7 +342,12 @@ def verify_poses(
         check = _Agreement(rec, db, max_error_px)
         registered = {int(k) for k in rec.reg_image_ids()}
         pairs = check.all_pairs(registered)
-        support = supported_views(pairs, registered, min_agreeing)
+        trusted = registered - contradicted_group(pairs, registered, min_agreeing)
+        support = supported_views(
+            {p: c for p, c in pairs.items() if p[0] in trusted and p[1] in trusted},
+            trusted,
+            min_agreeing,
+        )
         others = sorted(registered - support, key=lambda k: rec.images[k].name)
         verdict = PoseVerdict(kept=sorted(rec.images[k].name for k in support))
         if not others:
