@@ -342,7 +342,8 @@ def verify_poses(
         check = _Agreement(rec, db, max_error_px)
         registered = {int(k) for k in rec.reg_image_ids()}
         pairs = check.all_pairs(registered)
-        trusted = registered - contradicted_group(pairs, registered, min_agreeing)
+        group = contradicted_group(pairs, registered, min_agreeing)
+        trusted = registered - group
         support = supported_views(
             {p: c for p, c in pairs.items() if p[0] in trusted and p[1] in trusted},
             trusted,
@@ -398,10 +399,13 @@ def verify_poses(
                     f"{min_relocalised} a re-posed view needs"
                 )
             verdict.dropped.append(image.name)
-            verdict.notes.append(
-                f"{image.name}: dropped (fewer than two pairs of >= {min_agreeing} matches "
-                f"agreeing with its pose tie it to the model; {why})"
+            reason = (
+                f"one of {len(group)} views placed together against most matches to the rest"
+                if k in group
+                else f"fewer than two pairs of >= {min_agreeing} matches agreeing with its pose "
+                "tie it to the model"
             )
+            verdict.notes.append(f"{image.name}: dropped ({reason}; {why})")
     finally:
         db.close()
     return verdict
