@@ -9,7 +9,7 @@ poses thrown away; ``--every 2`` takes every second one (50 photos). Steps:
    ``SIMPLE_PINHOLE`` camera (the renders have no distortion), exhaustive matching, the
    ``--mapper`` (default ``global``), the final Cauchy-loss bundle adjustment (off with
    ``--no-refine``), the pose check (:mod:`zoo.sfm.check`: views kept, re-posed, dropped) and
-   the other mapper when views were left out (off with ``--no-fallback``), as zoo.process's
+   (with ``--fallback``) the other mapper when views were left out, as zoo.process's
    defaults; wall time of each stage. ``--min-registered 0`` measures what it writes even
    when it would refuse (fewer than half the photos posed).
 2. The camera centres written to ``transforms.json`` (kept and re-posed views) are aligned to
@@ -227,7 +227,7 @@ def main() -> None:
     ap.add_argument("--high-quality", action="store_true", help="zoo.process high_quality=true")
     ap.add_argument("--mapper", default="global", choices=["global", "incremental"])
     ap.add_argument("--no-refine", action="store_true", help="zoo.process refine=false")
-    ap.add_argument("--no-fallback", action="store_true", help="zoo.process fallback=false")
+    ap.add_argument("--fallback", action="store_true", help="zoo.process fallback=true")
     ap.add_argument("--min-pair-matches", type=int, default=30, help="zoo.process's")
     ap.add_argument("--calibrate", action="store_true", help="zoo.process calibrate=true")
     ap.add_argument("--min-registered", type=float, default=0.5, help="zoo.process's")
@@ -271,7 +271,7 @@ def main() -> None:
             high_quality=args.high_quality,
             mapper=args.mapper,
             refine=not args.no_refine,
-            fallback=not args.no_fallback,
+            fallback=args.fallback,
             min_registered=args.min_registered,
             calibrate=args.calibrate,
             min_pair_matches=args.min_pair_matches,
@@ -313,7 +313,7 @@ def main() -> None:
         "registered": len(result.registered),
         "unregistered": result.unregistered,
         "every": args.every,
-        "fallback": not args.no_fallback,
+        "fallback": args.fallback,
         "calibrate": args.calibrate,
         "min_pair_matches": args.min_pair_matches,
         "mapper_used": result.summary.get("mapper"),
@@ -335,7 +335,7 @@ def main() -> None:
         + (" --high-quality" if args.high_quality else "")
         + f" --mapper {args.mapper}"
         + (" --no-refine" if args.no_refine else "")
-        + (" --no-fallback" if args.no_fallback else "")
+        + (" --fallback" if args.fallback else "")
         + (" --calibrate" if args.calibrate else "")
         + f" --min-pair-matches {args.min_pair_matches}"
         + f" --min-registered {args.min_registered:g}",
