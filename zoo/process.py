@@ -2,7 +2,9 @@
 
 Runs :func:`zoo.sfm.process` (pycolmap SIFT features, exhaustive or sequential matching,
 global (GLOMAP) or incremental mapping; a progress bar per stage) and prints what it wrote,
-the images that did not register and the ``zoo.train`` command for the result. Bad input (no
+the images that did not register, one line per view re-posed or dropped by the pose check
+(:mod:`zoo.sfm.check`), a summary line (``poses: K kept, R re-posed, D dropped, U not
+registered``) and the ``zoo.train`` command for the result. Bad input (no
 images, images of different sizes, an unreadable file, a missing pycolmap) ends with one
 ``error:`` line and exit status 2 before anything is written; so does a reconstruction that
 registers too few images.
@@ -37,18 +39,24 @@ def run_process(cfg: DictConfig) -> None:
             high_quality=bool(cfg.high_quality),
             mapper=str(cfg.mapper),
             refine=bool(cfg.refine),
+            fallback=bool(cfg.fallback),
+            calibrate=bool(cfg.calibrate),
+            min_pair_matches=int(cfg.min_pair_matches),
         )
     except (DataError, RegistrationError, ImportError, ValueError) as e:
         fail(str(e))
-    n = len(result.registered) + len(result.unregistered)
+    info = result.summary
+    n = len(result.registered) + len(result.unregistered) + len(info["dropped"])
     print(f"registered {len(result.registered)} of {n} images, {result.num_points} points")
     if result.unregistered:
         print(f"not registered ({len(result.unregistered)}): {', '.join(result.unregistered)}")
-    if bad := result.summary.get("contradicted"):
-        print(
-            f"warning: {len(bad)} image(s) registered against most of their own matches "
-            f"(pose likely wrong): {', '.join(bad)}"
-        )
+    for note in info["notes"]:
+        print(note)
+    print(
+        f"poses: {len(info['kept'])} kept, {len(info['reposed'])} re-posed, "
+        f"{len(info['dropped'])} dropped, {len(result.unregistered)} not registered "
+        f"(mapper {info['mapper']})"
+    )
     times = ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in result.times.items())
     print(f"time: {times}")
     print(f"wrote {result.out / 'transforms.json'} and {result.out / 'sparse_points.ply'}")

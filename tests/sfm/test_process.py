@@ -60,7 +60,12 @@ def test_process_registers_lego_views_and_writes_a_loadable_scene(tmp_path):
     assert result.summary["mapper"] == "global"  # the default
     record = json.loads((out / "process.json").read_text())
     assert record["registered"] == len(VIEWS) and record["refine"] is True
-    assert record["contradicted"] == [] == result.summary["contradicted"]
+    # Six close views: none dropped; a view tied to the others by only one pair of >= 30
+    # matches (r_67 has 111 with r_0, about 30 with r_41) is re-posed against them, one line.
+    info = result.summary
+    assert record["dropped"] == [] == info["dropped"]
+    assert sorted(info["kept"] + info["reposed"]) == sorted(result.registered)
+    assert record["kept"] >= 4 and len(info["notes"]) == len(info["reposed"])
     assert set(record["times_s"]) >= {"features_s", "mapping_s", "refine_s", "total_s"}
 
     meta = json.loads((out / "transforms.json").read_text())
@@ -120,7 +125,7 @@ def _one_turned_view_is_named(out: Path) -> None:
     assert all(agree > 0 for k, (agree, _) in counts.items() if k != image.image_id)
 
 
-@pytest.mark.parametrize("case", ["empty", "sizes", "unreadable", "mapper"])
+@pytest.mark.parametrize("case", ["empty", "sizes", "unreadable", "mapper", "pair_matches"])
 def test_process_bad_input_names_file_and_field_writes_nothing(tmp_path, case):
     from zoo.sfm import process
 
@@ -139,10 +144,17 @@ def test_process_bad_input_names_file_and_field_writes_nothing(tmp_path, case):
         "sizes": "2.png: field 'images': image is 24x10 but 0.png is 24x20",
         "unreadable": "3.png: field 'images': not a readable image",
         "mapper": f"{src}: field 'mapper': must be 'global' or 'incremental', got 'glomap'",
+        "pair_matches": f"{src}: field 'min_pair_matches': must be a positive integer, got 0",
     }[case]
     out = tmp_path / "out"
     with pytest.raises(DataError, match=re.escape(words)):
-        process(src, out, mapper="glomap" if case == "mapper" else "global", progress=False)
+        process(
+            src,
+            out,
+            mapper="glomap" if case == "mapper" else "global",
+            min_pair_matches=0 if case == "pair_matches" else 30,
+            progress=False,
+        )
     assert not out.exists()
     if case == "sizes":  # the command line: one error line, exit 2, no traceback
         proc = _zoo_process(f"images={src}", f"out={out}")

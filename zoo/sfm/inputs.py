@@ -40,6 +40,40 @@ def list_inputs(path: Path) -> list[Path]:
     return files
 
 
+# EXIF tags (CIPA DC-008): the Exif sub-IFD and the focal-length fields in it.
+_EXIF_IFD, _FOCAL_MM, _FOCAL_35MM = 0x8769, 0x920A, 0xA405
+_PLANE_X_RES, _PLANE_UNIT = 0xA20E, 0xA210
+_UNIT_MM = {2: 25.4, 3: 10.0, 4: 1.0, 5: 1e-3}  # FocalPlaneResolutionUnit -> mm
+_FULL_FRAME_DIAGONAL_MM = float(np.hypot(36.0, 24.0))
+
+
+def exif_focal_px(path: Path) -> float | None:
+    """The focal length in pixels a photo's EXIF gives, or None: the 35 mm-equivalent focal
+    length (``FocalLengthIn35mmFilm``, defined on the diagonal of the 36 x 24 mm frame) times
+    the image diagonal in pixels over 43.3 mm, else the focal length in mm times the focal
+    plane's pixels per mm (``FocalPlaneXResolution`` / ``FocalPlaneResolutionUnit``). What
+    COLMAP reads from EXIF itself, which the PNGs ``zoo.process`` writes no longer carry."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            exif = im.getexif().get_ifd(_EXIF_IFD)
+            w, h = im.size
+    except (OSError, UnidentifiedImageError, ValueError):
+        return None
+    try:
+        f35 = float(exif.get(_FOCAL_35MM, 0) or 0)
+        if f35 > 0:
+            return f35 * float(np.hypot(w, h)) / _FULL_FRAME_DIAGONAL_MM
+        f_mm, res = float(exif.get(_FOCAL_MM, 0) or 0), float(exif.get(_PLANE_X_RES, 0) or 0)
+        unit = _UNIT_MM.get(int(exif.get(_PLANE_UNIT, 2)))
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    if f_mm > 0 and res > 0 and unit:
+        return f_mm * res / unit
+    return None
+
+
 def read_inputs(files: list[Path], background: tuple[float, float, float]) -> list[np.ndarray]:
     """Every image as float RGB (H, W, 3) composited on ``background``; DataError naming the
     first unreadable file or the first whose size differs from the first image's."""
