@@ -76,6 +76,34 @@ def test_cycle_finder_finds_a_planted_cycle() -> None:
     assert cycles({"a": {"b"}, "b": set()}) == []
 
 
+def local_imports_without_reason() -> list[str]:
+    """``file:line`` of every import of a zoo module inside a function that does not say, in a
+    comment on its line, why it cannot sit at the module's top (a cycle, an optional
+    dependency, start-up time)."""
+    out = []
+    for path in _modules().values():
+        lines = path.read_text().splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for sub in ast.walk(node):
+                own = (
+                    isinstance(sub, ast.ImportFrom)
+                    and sub.level == 0
+                    and (sub.module or "").split(".")[0] == "zoo"
+                ) or (
+                    isinstance(sub, ast.Import)
+                    and any(a.name.split(".")[0] == "zoo" for a in sub.names)
+                )
+                if own and "#" not in lines[sub.lineno - 1]:
+                    out.append(f"{path.relative_to(ZOO.parent)}:{sub.lineno}")
+    return sorted(set(out))
+
+
+def test_zoo_modules_import_each_other_at_the_top() -> None:
+    assert local_imports_without_reason() == []
+
+
 def test_no_import_cycle_among_zoo_modules() -> None:
     graph = import_graph()
     assert "zoo.evaluation" in graph and "zoo.pretrained" in graph["zoo.evaluation"]

@@ -18,11 +18,10 @@ from omegaconf import DictConfig
 from zoo.cli_utils import CONF_DIR, fail
 from zoo.data.formats.blender import parse_background
 from zoo.data.io import DataError
+from zoo.sfm import RegistrationError, process
 
 
 def run_process(cfg: DictConfig) -> None:
-    from zoo.sfm import RegistrationError, process
-
     try:
         result = process(
             cfg.images,

@@ -24,6 +24,8 @@ from typing import Any
 
 from zoo.data.io import DataError, atomic_write_text
 from zoo.sfm.check import MIN_AGREEING, verify_poses
+from zoo.sfm.colmap_run import map_database, refine_reconstruction, require_pycolmap, run_sfm
+from zoo.sfm.export import export_transforms
 from zoo.sfm.inputs import (
     exif_focal_px,
     is_video,
@@ -129,9 +131,6 @@ def process(
         shutil.rmtree(image_dir)
     write_images(frames, names, image_dir, int(downscale))
     times = {"prepare_s": time.perf_counter() - t_start}
-
-    from zoo.sfm.colmap_run import map_database, refine_reconstruction, require_pycolmap, run_sfm
-    from zoo.sfm.export import export_transforms
 
     db = out / "colmap" / "database.db"
     rec, sfm_times = run_sfm(
