@@ -123,11 +123,13 @@ def toy_views(res: int = 16, **kwargs):
     return ToyViews(**kwargs)
 
 
-def lightning_fit(model, steps: int = 4, rays: int = 256):
-    """A few Lightning steps on the toy scene through a views datamodule; the logged metrics."""
+def toy_fit(model, steps: int = 4, ckpt: str | None = None, root=None, **views_kwargs):
+    """``steps`` Lightning steps of ``model`` on the toy scene through a views datamodule
+    (``toy_views(val_views=1, **views_kwargs)``), from checkpoint ``ckpt`` when given, logs and
+    checkpoints under ``root``; the trainer."""
     import pytorch_lightning as pl
 
-    dm = toy_views(rays_per_batch=rays, val_views=1)
+    dm = toy_views(val_views=1, **views_kwargs)
     dm.setup("fit")
     model.configure_from_data(dm.info())
     trainer = pl.Trainer(
@@ -140,6 +142,12 @@ def lightning_fit(model, steps: int = 4, rays: int = 256):
         enable_model_summary=False,
         num_sanity_val_steps=0,
         accelerator="cpu",
+        default_root_dir=None if root is None else str(root),
     )
-    trainer.fit(model, datamodule=dm)
-    return trainer.callback_metrics
+    trainer.fit(model, datamodule=dm, ckpt_path=ckpt)
+    return trainer
+
+
+def lightning_fit(model, steps: int = 4, rays: int = 256):
+    """A few Lightning steps on the toy scene's rays; the logged metrics."""
+    return toy_fit(model, steps, rays_per_batch=rays).callback_metrics

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.helpers.configs import compose_train
-from tests.helpers.toy_scenes import INFO, ring_cameras, toy_scene, toy_views
+from tests.helpers.toy_scenes import INFO, ring_cameras, toy_fit, toy_scene
 from zoo.data.io import DataError
 from zoo.metrics import psnr
 from zoo.models.gaussians import DensityControl, GaussianSplatting
@@ -104,28 +104,11 @@ def test_ply_round_trip_gives_the_same_renders(trained, tmp_path):
 
 
 def test_checkpoint_load_and_resume_with_a_changed_count(tmp_path):
-    import pytorch_lightning as pl
 
     from zoo.checkpoint import build_model
 
     def fit(model, steps, ckpt=None):
-        dm = toy_views(form="images", val_views=1)
-        dm.setup("fit")
-        model.configure_from_data(dm.info())
-        trainer = pl.Trainer(
-            max_steps=steps,
-            val_check_interval=steps,
-            limit_val_batches=1,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-            accelerator="cpu",
-            default_root_dir=str(tmp_path),
-        )
-        trainer.fit(model, datamodule=dm, ckpt_path=ckpt)
-        return trainer
+        return toy_fit(model, steps, ckpt, tmp_path, form="images")
 
     cfg = {"refine_start": 2, "refine_stop": 100, "refine_every": 3, "grad_threshold": 1e-5}
     model = small_model(strategy=DensityControl(**cfg))
