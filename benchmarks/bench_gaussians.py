@@ -8,7 +8,7 @@ out, black background), or with ``--blender DIR --downscale 4`` a Blender scene 
 model is built from its CPU-default Hydra config (``conf/model/<name>.yaml``, overrides with
 ``--set``) and trained by a plain loop for ``--minutes`` of training wall time (rendering the
 held-out views for the curve is not counted). Shares its pieces with ``bench_nerf.py``
-(model building, PSNR, the checkpoint schedule, the ngp loop).
+(model building, PSNR, the checkpoint schedule, the ngp loop) through ``harness.py``.
 
     python benchmarks/bench_gaussians.py --minutes 5 --threads 2
     python benchmarks/bench_gaussians.py --blender ../shared/data/real/nerf/lego_800_100views \\
@@ -26,17 +26,16 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts its O
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-import torch  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_nerf  # noqa: E402
-from bench_nerf import DEFAULT_DATA, REPO, _plain, eval_times, heldout_psnr, time_to  # noqa: E402
+import harness  # noqa: E402
+import torch  # noqa: E402
+from harness import REPO, eval_times, heldout_psnr, plain, time_to  # noqa: E402
+
+DEFAULT_DATA = harness.TINY_LEGO
 
 
 def build(model_name: str, args: argparse.Namespace) -> tuple:
@@ -44,26 +43,14 @@ def build(model_name: str, args: argparse.Namespace) -> tuple:
     overrides = [o for name, o in args.set if name in (model_name, "all")]
     if args.blender is None:
         return bench_nerf.build(model_name, args.data, overrides, None)
-    from hydra import compose, initialize_config_dir
-    from hydra.utils import instantiate
-
-    from zoo.cli_utils import CONF_DIR
-
     ov = [
         f"model={model_name}",
         "data=blender",
         f"data.root={args.blender}",
         f"data.downscale={args.downscale}",
         "data.background=black",
-        "run_dir=/tmp/bench",
     ]
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(config_name="train", overrides=ov + overrides)
-    model = instantiate(cfg.model)
-    dm = instantiate(cfg.data, form=model.data_form)
-    dm.setup("fit")
-    model.configure_from_data(dm.info())
-    return model, dm, cfg
+    return harness.build(ov + overrides)
 
 
 def train_curve(
@@ -84,44 +71,11 @@ def train_curve(
             step_fn(step)
             train_s += time.perf_counter() - t0
             step += 1
-        model.eval()
         psnr = heldout_psnr(model, cameras, images)
-        model.train()
         n = getattr(model, "num_gaussians", None)
         curve.append({"train_s": round(train_s, 2), "step": step, "psnr": psnr, "gaussians": n})
         print(f"{train_s:8.1f} {step:7d} {step / train_s:6.2f} {n or '':>10} {psnr:14.2f}")
     return {"model": name, "curve": curve}
-
-
-def gaussians_step(model: Any, dm: Any) -> Any:
-    """One view per step from the datamodule's ``form="images"`` batches."""
-    views = dm.train_dataset()
-    opt = model.configure_optimizers()
-
-    def step_fn(step: int) -> None:
-        batch = views[step]
-        h, w = batch["rgb"].shape[:2]
-        model.train_on_view(model._camera(batch, h, w), batch["rgb"], opt, step)
-
-    return step_fn
-
-
-def rays_step(model: Any, dm: Any) -> Any:
-    """bench_nerf's loop body: one batch of random rays per step."""
-    ds = dm.train_dataset()
-    opt_cfg = model.configure_optimizers()
-    opt = opt_cfg["optimizer"] if isinstance(opt_cfg, dict) else opt_cfg
-    sched = opt_cfg["lr_scheduler"]["scheduler"] if isinstance(opt_cfg, dict) else None
-
-    def step_fn(step: int) -> None:
-        loss, _ = model._train_on_batch(ds[step], step)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if sched is not None:
-            sched.step()
-
-    return step_fn
 
 
 def render_fps(model: Any, cameras: Any, size: int, repeats: int = 1) -> float:
@@ -188,9 +142,9 @@ def main() -> None:
     for name in args.models:
         torch.manual_seed(args.seed)
         model, dm, cfg = build(name, args)
-        make = gaussians_step if model.data_form == "images" else rays_step
+        make = harness.view_step if model.data_form == "images" else harness.rays_step
         results[name] = train_curve(name, model, dm, make(model, dm), args, budget)
-        results[name]["config"] = {k: v for k, v in _plain(cfg.model).items() if k != "optimizer"}
+        results[name]["config"] = {k: v for k, v in plain(cfg.model).items() if k != "optimizer"}
         cameras, images = dm.eval_views("test")
         if args.renders is not None:
             png = args.renders / f"{name}_heldout_{cameras.width}px.png"
@@ -212,15 +166,7 @@ def main() -> None:
         "downscale": args.downscale if args.blender else None,
         "split": "train views 0-89, held out 90-99" if args.blender is None else "train / test",
         "minutes_per_model": args.minutes,
-        "machine": {
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "loadavg_before": load_before,
-            "loadavg_after": os.getloadavg(),
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-        },
+        "machine": harness.machine_record(load_before),
         "results": results,
         "render_fps": fps,
         "time_to_psnr": rows,

@@ -127,7 +127,7 @@ def run(label: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
     next_print = 30.0
     while train_s < budget:
         t0 = time.perf_counter()
-        loss, psnr = model._train_on_batch(ds[step], step)
+        loss, psnr = model.train_on_batch(ds[step], step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

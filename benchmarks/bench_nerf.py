@@ -37,17 +37,16 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts its O
 import argparse  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
-import platform  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+import harness  # noqa: E402
 import torch  # noqa: E402
+from harness import REPO, eval_times, heldout_psnr, plain, time_to  # noqa: E402
 
-from zoo.metrics import mse_to_psnr  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO / ".." / "shared" / "data" / "real" / "nerf" / "tiny_lego_100px_derived.npz"
+DEFAULT_DATA = harness.TINY_LEGO
 # Overrides a run label implies (on top of its model's CPU default).
 PRESETS: dict[str, list[str]] = {
     # The nerf CPU default without empty-space skipping: stratified samples in [near, far].
@@ -75,55 +74,27 @@ def parse_run(label: str) -> tuple[str, str]:
 def build(model_name: str, data_path: Path | None, overrides: list[str], rays: int | None) -> tuple:
     """Model and datamodule exactly as ``python -m zoo.train model=<name> data=tinynerf``
     (``data_path`` None: the default data, the embedded chair of ``data=synthshapes``)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.utils import instantiate
-
-    import zoo.models.nerf  # noqa: F401  (registers the models)
-    import zoo.models.ngp  # noqa: F401
-    from zoo.cli_utils import CONF_DIR
-
     data = ["data=tinynerf", f"data.path={data_path}"] if data_path is not None else []
-    ov = [f"model={model_name}", *data, "run_dir=/tmp/bench"]
+    ov = [f"model={model_name}", *data]
     if rays is not None:
         ov.append(f"data.rays_per_batch={rays}")
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(config_name="train", overrides=ov + overrides)
-    model = instantiate(cfg.model)
-    dm = instantiate(cfg.data, form=model.data_form)
-    dm.prepare_data()
-    dm.setup("fit")
-    model.configure_from_data(dm.info())
-    return model, dm, cfg
+    return harness.build(ov + overrides)
 
 
-def heldout_psnr(model: Any, cameras: Any, images: torch.Tensor) -> float:
-    """Mean over views of the per-view PSNR."""
-    pred = model.render_maps(model, cameras)["rgb"].clamp(0, 1)
-    mse = ((pred - images) ** 2).flatten(1).mean(dim=1)
-    return float(mse_to_psnr(mse).mean())
-
-
-def eval_times(budget: float) -> list[float]:
-    """Checkpoints (s of training): 10, 20, 30, 45, 60, 90, 120, 150, 180, 240, 300, 360, ..."""
-    base = [10, 20, 30, 45, 60, 90, 120, 150, 180, 240, 300]
-    times = [t for t in base if t < budget]
-    t = 360.0
-    while t < budget:
-        times.append(t)
-        t += 60.0
-    return times + [budget]
-
-
-def run(label: str, args: argparse.Namespace) -> dict[str, Any]:
+def run(
+    label: str, args: argparse.Namespace, prepare: Callable[[Any, Any], None] | None = None
+) -> dict[str, Any]:
+    """One run's curve; ``prepare(model, datamodule)`` runs before the first step (what a
+    model's Lightning hooks would do at step 0 that the plain loop has no trainer for)."""
     label, model_name = parse_run(label)
     overrides = PRESETS.get(label, []) + [o for name, o in args.set if name in (label, "all")]
     data = args.data if args.dataset == "tinylego" else None
     model, dm, cfg = build(model_name, data, overrides, args.rays)
+    if prepare is not None:
+        prepare(model, dm)
     cameras, images = dm.eval_views("test")
     ds = dm.train_dataset()
-    opt_cfg = model.configure_optimizers()
-    opt = opt_cfg["optimizer"] if isinstance(opt_cfg, dict) else opt_cfg
-    sched = opt_cfg["lr_scheduler"]["scheduler"] if isinstance(opt_cfg, dict) else None
+    train_step = harness.rays_step(model, dm)
     model.train()
     minutes = {name: float(m) for name, m in args.minutes_for}.get(label, args.minutes)
     budget = 60.0 * minutes
@@ -139,41 +110,20 @@ def run(label: str, args: argparse.Namespace) -> dict[str, Any]:
     for target in checkpoints:
         while train_s < target:
             t0 = time.perf_counter()
-            loss, _ = model._train_on_batch(ds[step], step)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
+            train_step(step)
             train_s += time.perf_counter() - t0
             step += 1
-        model.eval()
         psnr = heldout_psnr(model, cameras, images)
-        model.train()
         curve.append({"train_s": round(train_s, 2), "step": step, "psnr": psnr})
         print(f"{train_s:8.1f} {step:7d} {step / train_s:6.2f} {psnr:14.2f}", flush=True)
     return {
         "model": model_name,
         "overrides": overrides,
-        "config": {k: v for k, v in _plain(cfg.model).items() if k not in ("optimizer",)},
-        "optimizer": _plain(cfg.model).get("optimizer"),
+        "config": {k: v for k, v in plain(cfg.model).items() if k not in ("optimizer",)},
+        "optimizer": plain(cfg.model).get("optimizer"),
         "rays_per_batch": ds.rays_per_batch,
         "curve": curve,
     }
-
-
-def _plain(node: Any) -> Any:
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_container(node, resolve=True)
-
-
-def time_to(curve: list[dict[str, float]], psnr: float) -> float | None:
-    """First checkpoint training time at which the held-out PSNR reaches ``psnr``."""
-    for point in curve:
-        if point["psnr"] >= psnr:
-            return point["train_s"]
-    return None
 
 
 def comparison(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -227,17 +177,7 @@ def write_report(
         "minutes_per_model": {
             n: {m: float(v) for m, v in args.minutes_for}.get(n, args.minutes) for n in results
         },
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "loadavg_before": load_before,
-            "loadavg_after": os.getloadavg(),
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-        },
+        "machine": harness.machine_record(load_before),
         "results": results,
         "time_to_psnr": rows,
     }
@@ -251,14 +191,26 @@ def write_report(
     )
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def main(
+    argv: list[str] | None = None,
+    presets: dict[str, list[str]] | None = None,
+    prepare: Callable[[Any, Any], None] | None = None,
+    default_models: tuple[str, ...] = ("nerf", "ngp"),
+    default_out: Path = REPO / "benchmarks" / "results" / "nerf.json",
+    description: str | None = None,
+) -> None:
+    """The command line; another script reuses it with its own ``presets`` (run labels and
+    their overrides), ``prepare`` hook (see :func:`run`), default runs and output file."""
+    PRESETS.update(presets or {})
+    p = argparse.ArgumentParser(
+        description=description or __doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     p.add_argument("--dataset", choices=["tinylego", "synthshapes"], default="tinylego")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the tiny-lego .npz")
     p.add_argument(
         "--models",
         nargs="+",
-        default=["nerf", "ngp"],
+        default=list(default_models),
         metavar="LABEL[=MODEL]",
         help=f"runs; presets: {', '.join(PRESETS)}",
     )
@@ -290,8 +242,8 @@ def main() -> None:
         metavar=("MODEL", "OVERRIDE"),
         help="a Hydra override for one run label (or 'all'), e.g. --set ngp model.compile=true",
     )
-    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "nerf.json")
-    args = p.parse_args()
+    p.add_argument("--out", type=Path, default=default_out)
+    args = p.parse_args(argv)
     if args.dataset == "tinylego" and not args.data.is_file():
         raise SystemExit(f"--data: no such file {args.data}")
     if args.threads:
@@ -300,7 +252,7 @@ def main() -> None:
     results: dict[str, dict[str, Any]] = {}
     for label in args.models:
         torch.manual_seed(args.seed)
-        results[parse_run(label)[0]] = run(label, args)
+        results[parse_run(label)[0]] = run(label, args, prepare)
         write_report(args, results, comparison(results), load_before)  # partial runs survive
     rows = comparison(results)
     if rows:

@@ -18,35 +18,27 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts its OpenMP runtime
 
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_nerf  # noqa: E402
+from harness import REPO  # noqa: E402
 
 CASES = {"pointnerf_static": ["model.grow_every=0", "model.prune_every=0"]}
-_build = bench_nerf.build
 
 
-def build(*args, **kwargs) -> tuple:
-    """bench_nerf's model and data; random starting points carved by the training views as
-    ``zoo.train`` does at step 0 (the plain loop has no trainer to do it)."""
-    model, dm, cfg = _build(*args, **kwargs)
-    if getattr(model, "_random_start", False) and model.carve_fraction > 0.0:
+def carve(model, dm) -> None:
+    """Random starting points carved by the training views, as ``zoo.train`` does at step 0
+    (the plain loop has no trainer to do it)."""
+    if model.name == "pointnerf" and model.random_start and model.carve_fraction > 0.0:
         model.carve(*dm.eval_views("train"))
-    return model, dm, cfg
 
 
 def main() -> None:
-    bench_nerf.PRESETS.update(CASES)
-    bench_nerf.build = build
-    argv = sys.argv[1:]
-    if "--models" not in argv:
-        argv = ["--models", "pointnerf", "ngp", *argv]
-    if "--out" not in argv:
-        argv += ["--out", str(bench_nerf.REPO / "benchmarks" / "results" / "pointnerf.json")]
-    sys.argv = [sys.argv[0], *argv]
-    bench_nerf.main()
+    bench_nerf.main(
+        presets=CASES,
+        prepare=carve,
+        default_models=("pointnerf", "ngp"),
+        default_out=REPO / "benchmarks" / "results" / "pointnerf.json",
+        description=__doc__,
+    )
 
 
 if __name__ == "__main__":

@@ -169,7 +169,7 @@ def train_ngp(transforms: Path, args: argparse.Namespace, box: list[float]) -> d
     train_s, step = 0.0, 0
     while (step < args.train_steps) if args.train_steps else (train_s < args.train_seconds):
         t0 = time.perf_counter()
-        loss, _ = model._train_on_batch(ds[step], step)
+        loss, _ = model.train_on_batch(ds[step], step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -393,7 +393,8 @@ class GaussianSplatting(ZooModel):
             ddp.require_forward_param_sync = False
 
     @staticmethod
-    def _camera(batch: dict[str, Tensor], height: int, width: int) -> Cameras:
+    def camera_of(batch: dict[str, Tensor], height: int, width: int) -> Cameras:
+        """The camera of one ``form="images"`` batch (its ``c2w`` and ``intrinsics``)."""
         fx, fy, cx, cy = batch["intrinsics"].reshape(4)
         return Cameras(batch["c2w"].reshape(4, 4), fx, fy, cx, cy, width, height)
 
@@ -404,7 +405,7 @@ class GaussianSplatting(ZooModel):
                     f"{self.name}: training batch has no {key!r} (got {sorted(batch)})"
                 )
         image = batch["rgb"]  # (H, W, 3)
-        camera = self._camera(batch, image.shape[0], image.shape[1])
+        camera = self.camera_of(batch, image.shape[0], image.shape[1])
         loss, psnr = self.train_on_view(camera, image, self.optimizers(), int(self.global_step))
         self.log("train/loss", loss, prog_bar=True, batch_size=1)
         self.log("train/psnr", psnr, prog_bar=True, batch_size=1)
@@ -412,7 +413,7 @@ class GaussianSplatting(ZooModel):
 
     def _eval_psnr(self, batch: dict[str, Tensor]) -> Tensor:
         w, h = (int(v) for v in batch["size"].reshape(2))
-        out, _ = self.render_view(self._camera(batch, h, w))
+        out, _ = self.render_view(self.camera_of(batch, h, w))
         return mse_to_psnr(((out["rgb"].clamp(0, 1) - batch["rgb"].reshape(h, w, 3)) ** 2).mean())
 
     @torch.no_grad()

@@ -247,7 +247,11 @@ class RadianceFieldModel(ZooModel):
             loss = loss + self.coarse_loss_weight * mse(out["rgb_coarse"])
         return loss
 
-    def _train_on_batch(self, batch: dict[str, Tensor], step: int) -> tuple[Tensor, Tensor]:
+    def train_on_batch(self, batch: dict[str, Tensor], step: int) -> tuple[Tensor, Tensor]:
+        """One optimisation step's forward pass on a batch of rays (``origins``, ``directions``,
+        ``rgb``; ``radii`` / ``lossmult`` where the model uses them) at global step ``step``:
+        ``(loss, psnr)``. ``training_step`` and the benchmarks' plain loops call it; the caller
+        steps the optimiser."""
         for key in ("origins", "directions", "rgb"):
             if key not in batch:
                 raise ValueError(
@@ -261,7 +265,7 @@ class RadianceFieldModel(ZooModel):
         return loss, psnr
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        loss, psnr = self._train_on_batch(batch, int(self.global_step))
+        loss, psnr = self.train_on_batch(batch, int(self.global_step))
         n = len(batch["rgb"])
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
         self.log("train/psnr", psnr, prog_bar=True, batch_size=n)
@@ -416,7 +420,7 @@ class RadianceFieldModel(ZooModel):
             o, d = rays_for_pixels(cameras, cam, rem % w, rem // w)
             batch = {"origins": o, "directions": d, "rgb": images[cam, rem // w, rem % w]}
             batch["radii"] = pixel_radii(cameras, cam)
-            loss, psnr = self._train_on_batch(batch, step)
+            loss, psnr = self.train_on_batch(batch, step)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -346,6 +346,11 @@ class PointNeRF(RadianceFieldModel):
             if step <= self.prune_until:
                 self.prune()
 
+    @property
+    def random_start(self) -> bool:
+        """Whether the points are the ``num_init`` random ones (then :meth:`carve` applies)."""
+        return self._random_start
+
     @torch.no_grad()
     def carve(self, cameras: Cameras, images: Tensor, rounds: int = 8) -> int:
         """Replace the random starting points by as many random points inside the visual hull
