@@ -23,12 +23,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
+import harness
 import torch
 import trimesh
 
@@ -171,11 +170,7 @@ def main() -> None:
             "export_dir": str(args.export_dir),
             "checkpoint": str(args.checkpoint),
         },
-        "machine": {
-            "platform": platform.platform(),
-            "threads": torch.get_num_threads(),
-            "cpus": os.cpu_count(),
-        },
+        "machine": harness.machine_record(),
         "shapes": {},
         "mean": {},
     }

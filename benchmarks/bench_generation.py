@@ -35,11 +35,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
+import harness
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -125,7 +125,7 @@ def main() -> None:
     args = ap.parse_args()
 
     results: dict[str, Any] = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
+        "machine": harness.machine_record(),
         "load_before": os.getloadavg(),
         "protocol": {
             "n_points": args.n_points,

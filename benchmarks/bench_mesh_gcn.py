@@ -28,12 +28,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import harness
 import numpy as np
 import torch
 
@@ -126,11 +126,7 @@ def main() -> None:
             for t2 in P2M_SQUARED_TAUS
         },
         "seconds": time.perf_counter() - t0,
-        "machine": {
-            "platform": platform.platform(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-        },
+        "machine": harness.machine_record(),
         "rows": rows,
         "per_shape": {t.name: r for t, r in zip(targets, per_shape, strict=True)},
     }

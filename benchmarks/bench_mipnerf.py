@@ -31,11 +31,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts its O
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+import harness  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -221,14 +221,7 @@ def main() -> None:
             "test_views": args.test_views,
             "minutes_per_model": args.minutes,
             "paper_table1_psnr": PAPER,
-            "machine": {
-                "platform": platform.platform(),
-                "cpu_count": os.cpu_count(),
-                "torch_threads": torch.get_num_threads(),
-                "torch": torch.__version__,
-                "loadavg_before": load_before,
-                "loadavg_after": os.getloadavg(),
-            },
+            "machine": harness.machine_record(load_before),
             "results": results,
         }
         args.out.parent.mkdir(parents=True, exist_ok=True)

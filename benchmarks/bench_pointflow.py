@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
+import harness
 import numpy as np
 import torch
 from torch import Tensor
@@ -124,11 +124,7 @@ def main() -> None:
         "gaussian_mean": mean.tolist(),
         "gaussian_std": std.tolist(),
         "seconds": time.perf_counter() - t0,
-        "machine": {
-            "platform": platform.platform(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-        },
+        "machine": harness.machine_record(),
         "rows": rows,
     }
     keys = sorted({k for r in rows.values() for k in r})

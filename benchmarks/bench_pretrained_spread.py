@@ -24,12 +24,13 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import harness
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -148,7 +149,7 @@ def main() -> None:
             print(f"ran {cap}/{threads} (actual {r['capability']}) in {took:.0f} s", flush=True)
             runs.append({"requested": cap, **r})
     report: dict = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
+        "machine": harness.machine_record(),
         "runs": [{k: r[k] for k in ("requested", "capability", "threads")} for r in runs],
         "entries": {},
     }

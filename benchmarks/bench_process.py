@@ -49,12 +49,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts its O
 import argparse  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
-import platform  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+import harness  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -323,12 +323,7 @@ def main() -> None:
         "num_points": result.num_points,
         "pose_errors": errors,
         "wall_time_s": {k: round(v, 1) for k, v in result.times.items()},
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-            "torch": torch.__version__,
-            "loadavg_before": load_before,
-        },
+        "machine": harness.machine_record(load_before),
         "command": "python benchmarks/bench_process.py "
         f"--every {args.every} --downscale {args.downscale} --train-seconds {args.train_seconds:g}"
         + (f" --train-steps {args.train_steps}" if args.train_steps else "")

@@ -35,13 +35,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import harness
 
 REPO = Path(__file__).resolve().parents[1]
 RENDERS = REPO / "benchmarks" / "results" / "renders" / "shape_curves"
@@ -252,11 +253,7 @@ def main() -> None:
     load_before = os.getloadavg()
     report: dict[str, Any] = {
         "minutes": args.minutes,
-        "machine": {
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
-            "loadavg_before": load_before,
-        },
+        "machine": harness.machine_record(load_before),
         "runs": {},
     }
     for name in args.models:

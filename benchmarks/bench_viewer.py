@@ -29,7 +29,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -39,6 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import harness
 import pytorch_lightning as pl
 
 REPO = Path(__file__).resolve().parents[1]
@@ -288,7 +288,7 @@ def main() -> None:
     both = not args.train and not args.fps and not args.overhead
     out = Path(args.out)
     result: dict[str, Any] = json.loads(out.read_text()) if out.is_file() else {}
-    result["machine"] = {"platform": platform.platform(), "cpus": os.cpu_count()}
+    result["machine"] = harness.machine_record()
     if args.overhead or both:
         result["overhead"] = bench_callback_overhead()
     if args.train or both:

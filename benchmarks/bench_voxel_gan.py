@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
+import harness
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -146,11 +146,7 @@ def main() -> None:
     args = p.parse_args()
 
     result: dict[str, Any] = {
-        "machine": {
-            "platform": platform.platform(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-        },
+        "machine": harness.machine_record(),
         "speed": speed_rows(args),
     }
     print(f"\n{'config':<12} {'loss':<8} {'R':>3} {'batch':>5} {'s/batch':>8} {'s/sample':>8}")
