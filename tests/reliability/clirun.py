@@ -15,6 +15,8 @@ from typing import Any
 
 import pytorch_lightning as pl
 
+import zoo.data.io
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -155,23 +157,20 @@ class Throttle(pl.Callback):
 
 class FullDisk(pl.Callback):
     """Test-only callback: from training step ``at_step`` on, every file the atomic writers
-    open (``os.fdopen`` of their temporary file) is ``/dev/full``, whose writes fail with
-    ``ENOSPC`` as on a full disk; the real checkpoint writer meets the real error."""
+    of ``zoo.data.io`` open for writing is ``/dev/full``, whose writes fail with ``ENOSPC`` as
+    on a full disk; the real checkpoint writer meets the real error."""
 
     def __init__(self, at_step: int) -> None:
         self.at_step = int(at_step)
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
-        if trainer.global_step < self.at_step or getattr(os.fdopen, "full_disk", False):
+        if trainer.global_step < self.at_step or hasattr(zoo.data.io, "open"):
             return
-        real = os.fdopen
 
-        def full(fd: int, *a: Any, **k: Any) -> Any:
-            os.close(fd)
-            return real(os.open("/dev/full", os.O_WRONLY), *a, **k)
+        def full(path: Any, mode: str = "r", *a: Any, **k: Any) -> Any:
+            return open("/dev/full", mode, *a, **k) if "w" in mode else open(path, mode, *a, **k)
 
-        full.full_disk = True  # type: ignore[attr-defined]
-        os.fdopen = full
+        zoo.data.io.open = full  # type: ignore[attr-defined]  # shadows the builtin there
 
 
 class SignalAt(pl.Callback):
