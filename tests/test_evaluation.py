@@ -43,7 +43,8 @@ def _targets() -> list[ShapeTarget]:
 
 
 class Shapes:
-    """The part of a datamodule the evaluator reads: held-out shapes, no views."""
+    """A datamodule as the evaluator reads it (``zoo.data.protocol.EvalData``): held-out
+    shapes, no views, no more references."""
 
     def __init__(self, targets: list[ShapeTarget]) -> None:
         self.targets = targets
@@ -54,6 +55,15 @@ class Shapes:
         return self.targets[:limit] if limit else list(self.targets)
 
     def eval_views(self, split: str = "test") -> None:
+        return None
+
+    def eval_scales(self, split: str = "test") -> None:
+        return None
+
+    def extra_references(self, per_category: int, have: dict, n_points: int) -> dict:
+        return {}
+
+    def independent_draw(self, counts: dict, n_points: int) -> None:
         return None
 
 

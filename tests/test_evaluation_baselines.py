@@ -127,7 +127,7 @@ def test_data_without_extra_draws_scores_split_halves(
         dataset_name="synthshapes", progress=False,
     )  # fmt: skip
     plain.setup("test")
-    assert not hasattr(plain, "independent_draw")
+    assert plain.independent_draw({"03001627": 2}, CFG.n_points) is None
     clouds, synsets = refs
     m = generation_baselines(plain, clouds, synsets, CFG)
     assert m["gen_data/split_halves"] == 1.0

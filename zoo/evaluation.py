@@ -46,6 +46,7 @@ import trimesh
 from torch import Tensor
 
 from zoo.data.formats.shapenet import name_of
+from zoo.data.protocol import EvalData
 from zoo.metrics import chamfer_distance, f_score, jsd, normal_consistency, psnr, ssim, voxel_iou
 from zoo.metrics.bootstrap import bootstrap_se, generative_bootstrap_se, jsd_bootstrap_se
 from zoo.metrics.features import fpd, p_fid, p_is
@@ -204,7 +205,7 @@ def _mean(rows: list[dict[str, float]], n_boot: int = 0) -> dict[str, float]:
 
 def evaluate(
     model: Representation,
-    datamodule: Any,
+    datamodule: EvalData,
     cfg: EvalConfig | None = None,
     out_dir: str | Path | None = None,
 ) -> dict[str, float]:
@@ -222,7 +223,7 @@ def evaluate(
         scene = model.sample(1)[0]
         # Multiscale data (zoo.data.multiscale): every scale scored, then the mean over the
         # scales of the per-scale PSNR / SSIM (the paper's per-scale columns, Mip-NeRF Table 1).
-        scales = datamodule.eval_scales(cfg.split) if hasattr(datamodule, "eval_scales") else None
+        scales = datamodule.eval_scales(cfg.split)
         if scales:
             per_scale = []
             for name, cameras, images in scales:
@@ -304,13 +305,13 @@ def _reconstructable(model: Representation, targets: list[ShapeTarget]) -> bool:
 
 
 def reference_set(
-    datamodule: Any, targets: list[ShapeTarget], cfg: EvalConfig
+    datamodule: EvalData, targets: list[ShapeTarget], cfg: EvalConfig
 ) -> tuple[Tensor, list[str]]:
     """The generation metrics' reference clouds (R, n_points, 3) and the synset of each: the
     split's shapes (the first ``gen_references``, all by default, and always all with
     ``gen_references_per_category``; a fixed subset of each one's evaluation points), then,
     with ``gen_references_per_category``, the extra held-out shapes the data draws to reach
-    that many a category (``datamodule.extra_references``, where it has one)."""
+    that many a category (``datamodule.extra_references``, where the data can draw more)."""
     n_refs = cfg.gen_references if cfg.gen_references_per_category is None else None
     if n_refs is not None and n_refs <= len(targets):
         refs = targets[:n_refs]
@@ -319,7 +320,7 @@ def reference_set(
     clouds = [_subsample(t.points.float().cpu(), cfg.n_points) for t in refs]
     synsets = [str(t.extra.get("synset")) for t in refs]
     per_category = cfg.gen_references_per_category
-    if per_category is not None and hasattr(datamodule, "extra_references"):
+    if per_category is not None:
         have = Counter(synsets)
         extra = datamodule.extra_references(int(per_category), dict(have), cfg.n_points)
         for synset, more in extra.items():  # (K_c, n, 3) by category
@@ -330,7 +331,7 @@ def reference_set(
     return torch.stack(clouds), synsets
 
 
-def reference_clouds(datamodule: Any, targets: list[ShapeTarget], cfg: EvalConfig) -> Tensor:
+def reference_clouds(datamodule: EvalData, targets: list[ShapeTarget], cfg: EvalConfig) -> Tensor:
     """The reference clouds (R, n_points, 3) of :func:`reference_set`."""
     return reference_set(datamodule, targets, cfg)[0]
 
@@ -341,7 +342,7 @@ def reference_categories(synsets: list[str]) -> list[str]:
 
 
 def _generation(
-    model: Representation, datamodule: Any, targets: list[ShapeTarget], cfg: EvalConfig
+    model: Representation, datamodule: EvalData, targets: list[ShapeTarget], cfg: EvalConfig
 ) -> dict[str, float]:
     """Every generation metric :func:`evaluate` reports (none with fewer than 2 references)."""
     refs, synsets = reference_set(datamodule, targets, cfg)
@@ -451,7 +452,7 @@ def split_references(synsets: list[str], seed: int = 0) -> tuple[list[int], list
     return sorted(keep), sorted(take)
 
 
-def train_clouds(datamodule: Any, synsets: list[str], cfg: EvalConfig) -> Tensor:
+def train_clouds(datamodule: EvalData, synsets: list[str], cfg: EvalConfig) -> Tensor:
     """The memorising baseline's samples (S, n_points, 3): of each category as many training
     shapes as there are references of it (``synsets``; all of them where the train split has
     fewer), the first ones in split order, subsampled like the references."""
@@ -461,7 +462,7 @@ def train_clouds(datamodule: Any, synsets: list[str], cfg: EvalConfig) -> Tensor
 
 
 def _train_copy_targets(
-    datamodule: Any, synsets: list[str], points_only: bool
+    datamodule: EvalData, synsets: list[str], points_only: bool
 ) -> list[ShapeTarget]:
     """The training shapes of the memorising baseline: of each category as many as there are
     references of it (``synsets``; all of them where the train split has fewer), the first
@@ -478,7 +479,7 @@ def _train_copy_targets(
 
 
 def ceiling_train_clouds(
-    model: Representation, datamodule: Any, synsets: list[str], cfg: EvalConfig
+    model: Representation, datamodule: EvalData, synsets: list[str], cfg: EvalConfig
 ) -> Tensor:
     """The memorising baseline pushed through ``model``'s representation (S, n_points, 3): the
     training shapes of :func:`train_clouds` (the same ones, in the same order), each as
@@ -497,15 +498,15 @@ def ceiling_train_clouds(
 
 
 def data_row_clouds(
-    datamodule: Any, refs: Tensor, synsets: list[str], n_points: int
+    datamodule: EvalData, refs: Tensor, synsets: list[str], n_points: int
 ) -> tuple[Tensor, Tensor, bool]:
     """The "data" row's sets: ``(samples, references, split_halves)``. Where the data draws
     more held-out shapes (``datamodule.independent_draw``, synthshapes: a seed stream of its
     own, never a dataset shape nor a reference), as many as references of each category
     against all of ``refs``; otherwise ``refs`` split in two seeded halves within each
     category (:func:`split_references`), one against the other."""
-    if hasattr(datamodule, "independent_draw"):
-        draw = datamodule.independent_draw(dict(Counter(synsets)), n_points)
+    draw = datamodule.independent_draw(dict(Counter(synsets)), n_points)
+    if draw is not None:
         return torch.cat(list(draw.values())).float(), refs, False
     keep, take = split_references(synsets)
     log.info("generation baselines: data row on split halves (%d vs %d)", len(take), len(keep))
@@ -513,7 +514,7 @@ def data_row_clouds(
 
 
 def generation_baselines(
-    datamodule: Any,
+    datamodule: EvalData,
     refs: Tensor,
     synsets: list[str],
     cfg: EvalConfig,

@@ -379,6 +379,21 @@ class ViewsDataModule(pl.LightningDataModule, abc.ABC):
         s = self.scene.splits[split]
         return s.cameras, s.images
 
+    def eval_scales(self, split: str = "test") -> list[tuple[str, Cameras, Tensor]] | None:
+        """One scale (the multiscale datamodules give every scale; see
+        :class:`zoo.data.protocol.EvalData`)."""
+        return None
+
+    def extra_references(
+        self, per_category: int, have: dict[str, int], n_points: int
+    ) -> dict[str, Tensor]:
+        """No generation references beyond the scene."""
+        return {}
+
+    def independent_draw(self, counts: dict[str, int], n_points: int) -> dict[str, Tensor] | None:
+        """No second draw of held-out shapes."""
+        return None
+
     def eval_shapes(
         self,
         split: str = "test",

@@ -357,3 +357,20 @@ class ShapeDataModuleBase(pl.LightningDataModule):
     def eval_views(self, split: str = "test") -> None:
         """Shape datasets have no images (the multi-view datamodule returns cameras + images)."""
         return None
+
+    def eval_scales(self, split: str = "test") -> None:
+        """One scale (see :class:`zoo.data.protocol.EvalData`)."""
+        return None
+
+    def extra_references(
+        self, per_category: int, have: dict[str, int], n_points: int
+    ) -> dict[str, torch.Tensor]:
+        """No more held-out shapes than the split's (synthshapes draws more)."""
+        return {}
+
+    def independent_draw(
+        self, counts: dict[str, int], n_points: int
+    ) -> dict[str, torch.Tensor] | None:
+        """No second draw of held-out shapes (synthshapes has one): the evaluator's data row
+        splits the references in halves."""
+        return None
