@@ -117,9 +117,7 @@ def run(label: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
     overrides = [o for name, o in args.set if name in (label, "all")]
     model, dm, cfg = build(model_name, root, overrides)
     ds = dm.train_dataset()
-    opt_cfg = model.configure_optimizers()
-    opt = opt_cfg["optimizer"] if isinstance(opt_cfg, dict) else opt_cfg
-    sched = opt_cfg["lr_scheduler"]["scheduler"] if isinstance(opt_cfg, dict) else None
+    train_step = harness.rays_step(model, dm)
     model.train()
     budget = 60.0 * args.minutes
     print(f"\n[{label}] model={model_name} {' '.join(overrides)}; {budget:.0f} s", flush=True)
@@ -127,12 +125,7 @@ def run(label: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
     next_print = 30.0
     while train_s < budget:
         t0 = time.perf_counter()
-        loss, psnr = model.train_on_batch(ds[step], step)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if sched is not None:
-            sched.step()
+        _, psnr = train_step(step)
         train_s += time.perf_counter() - t0
         step += 1
         if train_s >= next_print:

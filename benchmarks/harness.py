@@ -64,22 +64,23 @@ def build(overrides: list[str], stage: str = "fit") -> tuple[Any, Any, DictConfi
     return model, dm, cfg
 
 
-def rays_step(model: Any, dm: Any) -> Callable[[int], torch.Tensor]:
+def rays_step(model: Any, dm: Any) -> Callable[[int], tuple[torch.Tensor, torch.Tensor]]:
     """One step of a ray-batch model (nerf, mipnerf, ngp, pointnerf): a batch of random rays
-    through ``model.train_on_batch``, then its optimiser (and scheduler); returns the loss."""
+    through ``model.train_on_batch``, then its optimiser (and scheduler); returns the step's
+    loss and training PSNR."""
     ds = dm.train_dataset()
     opt_cfg = model.configure_optimizers()
     opt = opt_cfg["optimizer"] if isinstance(opt_cfg, dict) else opt_cfg
     sched = opt_cfg["lr_scheduler"]["scheduler"] if isinstance(opt_cfg, dict) else None
 
-    def step(i: int) -> torch.Tensor:
-        loss, _ = model.train_on_batch(ds[i], i)
+    def step(i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        loss, psnr = model.train_on_batch(ds[i], i)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if sched is not None:
             sched.step()
-        return loss.detach()
+        return loss.detach(), psnr
 
     return step
 
