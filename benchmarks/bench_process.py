@@ -57,6 +57,7 @@ from typing import Any  # noqa: E402
 import harness  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from harness import heldout_psnr  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 LEGO = REPO / ".." / "shared" / "data" / "real" / "nerf" / "lego_800_100views"
@@ -126,15 +127,6 @@ def pose_errors(est: dict[str, np.ndarray], true: dict[str, np.ndarray]) -> dict
             "centre_pct": stats(c[keep]),
         },
     }
-
-
-def heldout_psnr(model: Any, cameras: Any, images: torch.Tensor) -> float:
-    """Mean over views of the per-view PSNR (as benchmarks/bench_nerf.py)."""
-    model.eval()
-    pred = model.render_maps(model, cameras)["rgb"].clamp(0, 1)
-    model.train()
-    mse = ((pred - images) ** 2).flatten(1).mean(dim=1)
-    return float((-10.0 * torch.log10(mse.clamp_min(1e-10))).mean())
 
 
 def train_ngp(transforms: Path, args: argparse.Namespace, box: list[float]) -> dict[str, Any]:
