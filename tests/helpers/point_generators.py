@@ -4,10 +4,7 @@ the training clouds."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import Dataset
 
@@ -26,22 +23,6 @@ class Clouds(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         return {"points": self.clouds[i, torch.randperm(self.clouds.shape[1])[: self.n]], "idx": i}
-
-
-def short_trainer(tmp_path: Path, steps: int, val_every: int) -> pl.Trainer:
-    """A quiet CPU trainer for ``steps`` steps validating one batch every ``val_every``."""
-    return pl.Trainer(
-        max_steps=steps,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=1,
-        val_check_interval=val_every,
-        check_val_every_n_epoch=None,
-        default_root_dir=tmp_path,
-    )
 
 
 def sample_distance(model: PointGenerator, clouds: torch.Tensor, n_samples: int = 8) -> float:

@@ -15,6 +15,7 @@ import pytest
 import torch
 import trimesh
 
+from tests.helpers.trainers import short_trainer
 from zoo.metrics import chamfer_distance
 from zoo.models.deepsdf import DeepSDF, DeepSDFDecoder
 from zoo.models.deepsdf.fitting import (
@@ -420,7 +421,6 @@ def test_lightning_fit_with_validation_under_inference_mode():
 @pytest.mark.slow
 def test_end_to_end_on_synthshapes_datamodule(tmp_path):
     """Real datamodule (tiny generated data): configure, fit, then the shared evaluator."""
-    import pytorch_lightning as pl
 
     from zoo.data.shapes import SynthShapesDataModule
     from zoo.evaluation import EvalConfig, evaluate
@@ -436,11 +436,7 @@ def test_end_to_end_on_synthshapes_datamodule(tmp_path):
     model = small_model(info["num_train_shapes"], val_iterations=3, recon_iterations=30)
     model.configure_from_data(info)
     assert model.codes.num_embeddings == info["num_train_shapes"]
-    trainer = pl.Trainer(
-        max_steps=30, val_check_interval=15, check_val_every_n_epoch=None, limit_val_batches=1,
-        logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu",
-    )  # fmt: skip
+    trainer = short_trainer(None, 30, 15, sanity_steps=0)
     trainer.fit(model, dm)
     cfg = EvalConfig(
         max_shapes=2, n_points=256, recon_points=2000, mesh_resolution=24, n_boot=50,

@@ -16,6 +16,7 @@ import trimesh
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
+from tests.helpers.trainers import short_trainer
 from zoo.cli_utils import CONF_DIR
 from zoo.metrics import chamfer_distance
 from zoo.models.deepsdf import DeepSDF, DeepSDFDecoder
@@ -252,7 +253,6 @@ def test_lightning_fit_with_point_batches_and_validation():
 @pytest.mark.slow
 def test_end_to_end_on_point_arrays_datamodule(tmp_path: Path):
     """The real datamodule (clouds in an .npz, no normals), training, the shared evaluator."""
-    import pytorch_lightning as pl
 
     from zoo.data.point_arrays import PointArraysDataModule
     from zoo.evaluation import EvalConfig, evaluate
@@ -273,11 +273,7 @@ def test_end_to_end_on_point_arrays_datamodule(tmp_path: Path):
     dm.setup("fit")
     model = small_igr_model(dm.info()["num_train_shapes"], val_iterations=3, recon_iterations=30)
     model.configure_from_data(dm.info())
-    trainer = pl.Trainer(
-        max_steps=30, val_check_interval=15, check_val_every_n_epoch=None, limit_val_batches=1,
-        logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu",
-    )  # fmt: skip
+    trainer = short_trainer(None, 30, 15, sanity_steps=0)
     trainer.fit(model, dm)
     cfg = EvalConfig(
         max_shapes=2, n_points=256, recon_points=1000, mesh_resolution=24, n_boot=50,

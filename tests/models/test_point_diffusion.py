@@ -12,7 +12,8 @@ from hydra.utils import instantiate
 from torch.utils.data import DataLoader
 
 from tests.helpers.configs import compose_train
-from tests.helpers.point_generators import Clouds, sample_distance, short_trainer
+from tests.helpers.point_generators import Clouds, sample_distance
+from tests.helpers.trainers import short_trainer
 from zoo.models.point_diffusion import PointDiffusion, VarianceSchedule, linear_lr_between
 from zoo.models.point_generator import LatentShape
 from zoo.nn.coupling_flow import CouplingFlow

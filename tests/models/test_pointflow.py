@@ -14,7 +14,8 @@ from torch.autograd.functional import jacobian
 from torch.utils.data import DataLoader
 
 from tests.helpers.configs import compose_train
-from tests.helpers.point_generators import Clouds, sample_distance, short_trainer
+from tests.helpers.point_generators import Clouds, sample_distance
+from tests.helpers.trainers import short_trainer
 from zoo.models.pointflow import CNF, PointFlow, PointFlowShape
 from zoo.models.pointflow.cnf import ODEFunc
 from zoo.nn.concat_squash import ConcatSquashLinear, ConcatSquashNet
