@@ -64,21 +64,7 @@ def test_entry_reproduces_its_recorded_metrics(name):
     assert finite, want
 
 
-# Entries trained before the defaults of their recorded command moved on (``python -m
-# zoo.pretrained check`` lists how). Strict: the test fails once an entry is retrained with its
-# command (or the command is corrected), so that this list stays true.
-LAGGING: dict[str, str] = {}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=LAGGING[n]))
-        if n in LAGGING
-        else n
-        for n in ENTRIES
-    ],
-)
+@pytest.mark.parametrize("name", ENTRIES)
 def test_recorded_command_still_trains_what_the_entry_ships(name):
     """The entry's command composes today the model / data config its weights were trained
     with, and as many steps: the README's "train it yourself" line gives these weights."""
@@ -103,10 +89,9 @@ def test_list_and_check_commands(capsys):
     with pytest.raises(SystemExit) as info:
         main(["check"])
     out = capsys.readouterr().out
-    assert info.value.code == (1 if LAGGING else 0)
+    assert info.value.code == 0
     for name in ENTRIES:
-        state = "lags the code" if name in LAGGING else "up to date"
-        assert f"{name}: {state}" in out
+        assert f"{name}: up to date" in out
 
 
 def _fake_registry(tmp_path: Path, name: str, file: Path, model: str, sha: str) -> Path:
