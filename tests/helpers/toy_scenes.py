@@ -10,6 +10,7 @@ import torch
 import trimesh
 from torch import Tensor, nn
 
+from tests.helpers.trainers import short_trainer
 from zoo.metrics import mse_to_psnr
 from zoo.ops.raycast import render_mesh
 from zoo.structures.cameras import Cameras, look_at
@@ -127,23 +128,10 @@ def toy_fit(model, steps: int = 4, ckpt: str | None = None, root=None, **views_k
     """``steps`` Lightning steps of ``model`` on the toy scene through a views datamodule
     (``toy_views(val_views=1, **views_kwargs)``), from checkpoint ``ckpt`` when given, logs and
     checkpoints under ``root``; the trainer."""
-    import pytorch_lightning as pl
-
     dm = toy_views(val_views=1, **views_kwargs)
     dm.setup("fit")
     model.configure_from_data(dm.info())
-    trainer = pl.Trainer(
-        max_steps=steps,
-        val_check_interval=steps,
-        limit_val_batches=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        accelerator="cpu",
-        default_root_dir=None if root is None else str(root),
-    )
+    trainer = short_trainer(root, steps, steps, sanity_steps=0)
     trainer.fit(model, datamodule=dm, ckpt_path=ckpt)
     return trainer
 
