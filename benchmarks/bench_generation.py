@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ import harness
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
+from torch import Tensor
 
 from zoo.checkpoint import load_model, read_checkpoint
 from zoo.cli_utils import write_json
@@ -54,6 +56,7 @@ from zoo.evaluation import (
     reference_set,
     set_metrics,
 )
+from zoo.metrics.pairwise import pairwise_distances
 
 COLUMNS = ("1nna_cd", "cov_cd", "mmd_cd")
 ROWS = (("gen", None), ("gen_data", "data (perfect generator)"), ("gen_train", "train copy"))
@@ -80,29 +83,43 @@ def noise_ladder(dm: Any, cfg: EvalConfig, stds: list[float]) -> dict[str, dict[
     return out
 
 
-def ceiling_row(model: Any, dm: Any, cfg: EvalConfig) -> dict[str, float]:
+@dataclass
+class References:
+    """The references of one data config, read and their (R, R) Chamfer matrix computed once
+    for every extra row."""
+
+    clouds: Tensor  # (R, n_points, 3)
+    synsets: list[str]
+    d_rr: Tensor  # (R, R)
+
+    @classmethod
+    def of(cls, dm: Any, cfg: EvalConfig) -> References:
+        clouds, synsets = reference_set(dm, [], cfg)
+        return cls(clouds, synsets, pairwise_distances(clouds, None, "chamfer"))
+
+
+def ceiling_row(model: Any, dm: Any, cfg: EvalConfig, refs: References) -> dict[str, float]:
     """``gen_ceil/...``: the training shapes through ``model``'s representation
     (:func:`zoo.evaluation.ceiling_train_clouds`) scored against the references."""
-    refs, synsets = reference_set(dm, [], cfg)
-    clouds = ceiling_train_clouds(model, dm, synsets, cfg)
+    clouds = ceiling_train_clouds(model, dm, refs.synsets, cfg)
     if len(clouds) < 2:
         return {}
-    out = set_metrics(clouds, refs, cfg, "gen_ceil")
+    out = set_metrics(clouds, refs.clouds, cfg, "gen_ceil", d_rr=refs.d_rr)
     out["gen_ceil/samples"] = float(len(clouds))
     return out
 
 
-def autoencode_row(model: Any, dm: Any, cfg: EvalConfig) -> dict[str, float]:
-    """``gen_ae/...``: each reference shape reconstructed by ``model`` (encoded, or fitted, from
-    its own points) and decoded to ``cfg.n_points``, scored against the references."""
-    refs, _ = reference_set(dm, [], cfg)
-    targets = dm.eval_shapes(cfg.split, limit=len(refs))
+def autoencode_row(model: Any, dm: Any, cfg: EvalConfig, refs: References) -> dict[str, float]:
+    """``gen_ae/...``: each reference shape of the split reconstructed by ``model`` (encoded,
+    or fitted, from its own points) and decoded to ``cfg.n_points``, scored against them."""
+    targets = dm.eval_shapes(cfg.split, limit=len(refs.clouds))
     with torch.no_grad():
         clouds = [
             model.to_points(model.reconstruct(t), cfg.n_points, seed=i).float().cpu()
             for i, t in enumerate(targets)
         ]
-    out = set_metrics(torch.stack(clouds), refs[: len(clouds)], cfg, "gen_ae")
+    k = len(clouds)  # the split's shapes: the first k references
+    out = set_metrics(torch.stack(clouds), refs.clouds[:k], cfg, "gen_ae", d_rr=refs.d_rr[:k, :k])
     out["gen_ae/samples"] = float(len(clouds))
     return out
 
@@ -136,6 +153,7 @@ def main() -> None:
         "models": {},
     }
     baselines: dict[str, float] | None = None
+    refs: References | None = None
     data_cfg_seen: Any = None
     for spec in args.ckpts:
         name, _, path = spec.partition("=")
@@ -164,10 +182,12 @@ def main() -> None:
         if baselines is None:
             baselines = {k: v for k, v in metrics.items() if k.startswith(("gen_data", "gen_tr"))}
         metrics = {k: v for k, v in metrics.items() if k.startswith("gen/")}
+        if args.ceiling or args.autoencode:
+            refs = refs or References.of(dm, cfg)  # one data config for every checkpoint
         if args.ceiling:
-            metrics.update(ceiling_row(model, dm, cfg))
+            metrics.update(ceiling_row(model, dm, cfg, refs))
         if args.autoencode:
-            metrics.update(autoencode_row(model, dm, cfg))
+            metrics.update(autoencode_row(model, dm, cfg, refs))
         results["models"][name] = {
             "checkpoint": str(path),
             "model": model.name,
